@@ -1,0 +1,3 @@
+"""placeholder"""
+def run_demo(*, jobs: int, workers: int | None, failure_rate: float) -> int:
+    raise NotImplementedError

@@ -1,0 +1,23 @@
+"""Container health: the daemon touches a file while its event loop runs; ``healthcheck`` reads it.
+
+A file needs no port, works with any orchestrator's exec probe, and goes stale exactly when the
+event loop stops turning (a hung or blocked daemon), which is what a liveness probe should catch.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def check_health_file(path: str, max_age: float) -> tuple[bool, str]:
+    """Whether ``path`` was touched within ``max_age`` seconds, and a one-line reason."""
+    try:
+        age = time.time() - Path(path).stat().st_mtime
+    except FileNotFoundError:
+        return False, f"unhealthy: {path} does not exist (daemon not started?)"
+    except OSError as exc:
+        return False, f"unhealthy: cannot read {path}: {exc}"
+    if age > max_age:
+        return False, f"unhealthy: {path} last touched {age:.0f}s ago (limit {max_age:g}s)"
+    return True, f"healthy: {path} touched {age:.1f}s ago"

@@ -1,0 +1,87 @@
+"""asyncpg connection set-up: the daemon's pool, single connections, and start-up retries.
+
+Payloads cross the wire as JSON text (see ``sql/queries.sql``), so no codec is installed: a
+connection the caller owns behaves exactly like one from this pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import asyncpg
+import structlog
+
+from .config import Config, redact_dsn
+
+log = structlog.get_logger("docko_worker.pool")
+
+APPLICATION_NAME = "docko-worker"
+
+# Errors that mean "the database is not there (yet)", worth retrying at start-up.
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+)
+
+
+def _server_settings() -> dict[str, str]:
+    return {"application_name": APPLICATION_NAME}
+
+
+async def create_pool(config: Config, *, min_size: int = 1, max_size: int | None = None) -> Any:
+    """A pool sized for the daemon (or ``max_size``), honouring ``statement_cache_size``."""
+    return await asyncpg.create_pool(
+        config.require_database_url(),
+        min_size=min_size,
+        max_size=max_size or config.pool_size,
+        statement_cache_size=config.statement_cache_size,
+        server_settings=_server_settings(),
+        timeout=10,
+    )
+
+
+async def connect(config: Config) -> Any:
+    """One connection outside the pool (LISTEN, migrations, CLI commands)."""
+    return await asyncpg.connect(
+        config.require_database_url(),
+        statement_cache_size=config.statement_cache_size,
+        server_settings=_server_settings(),
+        timeout=10,
+    )
+
+
+async def wait_for_pool(
+    config: Config, stop: asyncio.Event | None = None, *, max_delay: float = 30.0
+) -> Any | None:
+    """Create the pool, retrying with backoff while the database does not answer.
+
+    Returns ``None`` if ``stop`` is set while waiting.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await create_pool(config)
+        except CONNECT_ERRORS as exc:
+            attempt += 1
+            delay = random.uniform(0.5, 1.0) * min(max_delay, 0.5 * 2 ** min(attempt, 10))
+            log.warning(
+                "database_unavailable",
+                dsn=redact_dsn(config.database_url),
+                attempt=attempt,
+                retry_in=round(delay, 2),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            if stop is None:
+                await asyncio.sleep(delay)
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                continue
+            return None

@@ -1,0 +1,259 @@
+"""``Queue``: the façade users hold to enqueue jobs, register handlers and run workers.
+
+    async with await Queue.connect(config) as queue:
+        queue.register_handler("ocr", ocr)
+        await queue.enqueue("documents", "ocr", {"document_id": 42})
+        await queue.start()
+        ...
+        await queue.stop()
+
+``enqueue(..., conn=conn)`` runs on the caller's asyncpg connection, inside the caller's
+transaction: the job exists, and workers are woken, only if that transaction commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from .config import Config, load_config
+from .errors import DockoError, PayloadError
+from .job import Job
+from .maintenance import Pruner, Rescuer
+from .migrations import Migration, migrate
+from .pool import connect, create_pool
+from .registry import Handler, HandlerRegistry
+from .store import JobStore
+from .supervisor import Supervisor
+from .waker import Waker
+
+log = structlog.get_logger("docko_worker.queue")
+
+# Attempts to resolve a dedupe conflict whose holder finished between insert and look-up.
+_DEDUPE_RETRIES = 5
+
+
+def encode_payload(payload: Any) -> str:
+    """The payload as JSON text, or ``PayloadError`` before anything is written."""
+    try:
+        text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"payload is not JSON-serializable: {exc}") from None
+    if "\\u0000" in text:
+        raise PayloadError("payload contains a NUL character, which PostgreSQL jsonb cannot store")
+    return text
+
+
+def _check_text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise DockoError(f"{name} must be a non-empty string, got {value!r}")
+    if "\x00" in value:
+        raise DockoError(f"{name} must not contain a NUL character")
+    return value
+
+
+def _delay_seconds(delay: float | timedelta | None) -> float:
+    if delay is None:
+        return 0.0
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise DockoError(f"delay must be a non-negative number of seconds, got {delay!r}")
+    return seconds
+
+
+def _check_run_at(run_at: datetime | None) -> datetime | None:
+    if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
+        raise DockoError("run_at must be a timezone-aware datetime")
+    return run_at
+
+
+class Queue:
+    """Enqueue jobs and run workers against one PostgreSQL database."""
+
+    def __init__(
+        self,
+        pool: Any,
+        config: Config | None = None,
+        *,
+        registry: HandlerRegistry | None = None,
+        owns_pool: bool = False,
+    ) -> None:
+        self.pool = pool
+        self.config = config or load_config()
+        self.registry = registry or HandlerRegistry()
+        self.store = JobStore(pool)
+        self._owns_pool = owns_pool
+        self._supervisor: Supervisor | None = None
+        self._waker_task: asyncio.Task[None] | None = None
+        self.waker: Waker | None = None
+
+    @classmethod
+    async def connect(cls, config: Config | None = None, **kwargs: Any) -> Queue:
+        """A queue with its own pool (closed by ``close`` or ``async with``)."""
+        config = config or load_config()
+        pool = await create_pool(config)
+        return cls(pool, config, owns_pool=True, **kwargs)
+
+    async def __aenter__(self) -> Queue:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop workers if started, then close the pool if this queue created it."""
+        await self.stop()
+        if self._owns_pool:
+            await self.pool.close()
+
+    # Schema
+
+    async def migrate(self) -> list[Migration]:
+        async with self.pool.acquire() as conn:
+            return await migrate(conn)
+
+    # Producing
+
+    async def enqueue(
+        self,
+        queue_name: str,
+        job_type: str,
+        payload: Any,
+        *,
+        conn: Any = None,
+        run_at: datetime | None = None,
+        delay: float | timedelta | None = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        dedupe_key: str | None = None,
+    ) -> Job:
+        """Insert one job (lower ``priority`` runs first) and wake idle workers on commit.
+
+        With ``dedupe_key``, an unfinished job holding that key is returned instead of a new one.
+        """
+        payload_json = encode_payload(payload)
+        attempts = self._max_attempts(max_attempts)
+        if dedupe_key is not None:
+            _check_text("dedupe_key", dedupe_key)
+        fields = {
+            "queue_name": _check_text("queue_name", queue_name),
+            "job_type": _check_text("job_type", job_type),
+            "payload_json": payload_json,
+            "priority": int(priority),
+            "max_attempts": attempts,
+            "run_at": _check_run_at(run_at),
+            "delay": _delay_seconds(delay),
+            "dedupe_key": dedupe_key,
+        }
+        for _ in range(_DEDUPE_RETRIES):
+            job = await self.store.enqueue_job(conn=conn, **fields)  # type: ignore[arg-type]
+            if job is not None:
+                return job
+            assert dedupe_key is not None
+            existing = await self.store.find_unfinished_by_dedupe_key(dedupe_key, conn=conn)
+            if existing is not None:
+                return existing
+        raise DockoError(f"could not enqueue job with dedupe_key {dedupe_key!r}: key kept changing")
+
+    async def enqueue_many(
+        self,
+        queue_name: str,
+        job_type: str,
+        payloads: Iterable[Any],
+        *,
+        conn: Any = None,
+        run_at: datetime | None = None,
+        delay: float | timedelta | None = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+    ) -> list[UUID]:
+        """Insert one job per payload in a single statement; returns their ids in order."""
+        encoded = [encode_payload(payload) for payload in payloads]
+        if not encoded:
+            return []
+        _check_text("queue_name", queue_name)
+        _check_text("job_type", job_type)
+        start = _check_run_at(run_at)
+        seconds = _delay_seconds(delay)
+        count = len(encoded)
+        return await self.store.enqueue_jobs(
+            queue_names=[queue_name] * count,
+            job_types=[job_type] * count,
+            payloads_json=encoded,
+            priorities=[int(priority)] * count,
+            max_attempts=[self._max_attempts(max_attempts)] * count,
+            run_ats=[start] * count,
+            delay=seconds,
+            conn=conn,
+        )
+
+    def _max_attempts(self, max_attempts: int | None) -> int:
+        attempts = self.config.max_attempts if max_attempts is None else int(max_attempts)
+        if attempts < 1:
+            raise DockoError(f"max_attempts must be at least 1, got {max_attempts!r}")
+        return attempts
+
+    async def get_job(self, job_id: UUID | str) -> Job | None:
+        return await self.store.get_job(UUID(str(job_id)))
+
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """(queue, job type, state, count) rows."""
+        return await self.store.job_counts()
+
+    # Consuming
+
+    def register_handler(
+        self, job_type: str, handler: Handler, *, timeout: float | None = None
+    ) -> None:
+        """Run ``handler`` for jobs of ``job_type``; ``timeout`` overrides ``job_timeout``."""
+        if self._supervisor is not None:
+            raise DockoError("register handlers before start()")
+        self.registry.register(job_type, handler, timeout=timeout)
+
+    def load_entry_points(self) -> list[str]:
+        """Register the handlers of every installed ``docko_worker.handlers`` entry point."""
+        return self.registry.load_entry_points()
+
+    @property
+    def supervisor(self) -> Supervisor | None:
+        return self._supervisor
+
+    async def start(self, queue_names: Sequence[str] | None = None) -> None:
+        """Start workers for ``queue_names`` (default: ``config.queues``); returns at once."""
+        if self._supervisor is not None:
+            raise DockoError("this queue has already been started")
+        if not len(self.registry):
+            raise DockoError("no handlers registered: nothing to run")
+        queues = list(queue_names or self.config.queues)
+        supervisor = Supervisor(self.store, self.registry, self.config, queues)
+        self._supervisor = supervisor
+        rescuer = Rescuer(self.store, self.config)
+        pruner = Pruner(self.store, self.config)
+        supervisor.start(extra=[rescuer.run, pruner.run])
+        if self.config.listen:
+            self.waker = Waker(self.config, lambda: connect(self.config), supervisor.wake)
+            self._waker_task = asyncio.create_task(self.waker.run(), name="docko-waker")
+
+    async def stop(self) -> None:
+        """Graceful stop: see ``Supervisor.stop``. Safe to call when not started."""
+        supervisor = self._supervisor
+        if supervisor is None:
+            return
+        if self._waker_task is not None:
+            self._waker_task.cancel()
+            await asyncio.gather(self._waker_task, return_exceptions=True)
+            self._waker_task = None
+        await supervisor.stop()

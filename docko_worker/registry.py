@@ -1,0 +1,117 @@
+"""The handler registry: job type -> async handler, filled in code or from entry points.
+
+Entry points live in group ``docko_worker.handlers``; the entry point's name is the job type and
+its value the handler (``ocr = "acme_docs.handlers:ocr"``). An entry point that does not import, a
+value that is not an async callable, or two handlers for one job type raise ``RegistryError``
+naming the culprit.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any
+
+from .errors import RegistryError
+
+if TYPE_CHECKING:
+    from .job import Job
+
+ENTRY_POINT_GROUP = "docko_worker.handlers"
+
+Handler = Callable[["Job"], Awaitable[None]]
+
+# Attribute a handler may carry to override DOCKO_JOB_TIMEOUT (see ``handler_options``).
+TIMEOUT_ATTRIBUTE = "__docko_timeout__"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredHandler:
+    job_type: str
+    handler: Handler
+    timeout: float | None
+    source: str
+
+
+def handler_options(*, timeout: float | None = None) -> Callable[[Handler], Handler]:
+    """Decorator for entry-point handlers: ``@handler_options(timeout=600)``."""
+
+    def decorate(handler: Handler) -> Handler:
+        setattr(handler, TIMEOUT_ATTRIBUTE, timeout)
+        return handler
+
+    return decorate
+
+
+def _is_async_callable(obj: Any) -> bool:
+    if inspect.iscoroutinefunction(obj):
+        return True
+    call = getattr(obj, "__call__", None)  # noqa: B004 - async callable objects count too
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+class HandlerRegistry:
+    """Maps job types to handlers; refuses duplicates and non-async handlers."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, RegisteredHandler] = {}
+
+    def register(
+        self,
+        job_type: str,
+        handler: Handler,
+        *,
+        timeout: float | None = None,
+        source: str = "code",
+    ) -> None:
+        if not isinstance(job_type, str) or not job_type:
+            raise RegistryError(f"job type must be a non-empty string, got {job_type!r}")
+        if not _is_async_callable(handler):
+            raise RegistryError(
+                f"handler for job type {job_type!r} ({source}) must be an async function"
+            )
+        if job_type in self._handlers:
+            existing = self._handlers[job_type]
+            raise RegistryError(
+                f"two handlers for job type {job_type!r}: {existing.source} and {source}"
+            )
+        if timeout is None:
+            timeout = getattr(handler, TIMEOUT_ATTRIBUTE, None)
+        if timeout is not None and timeout <= 0:
+            raise RegistryError(f"timeout for job type {job_type!r} must be positive")
+        self._handlers[job_type] = RegisteredHandler(job_type, handler, timeout, source)
+
+    def load_entry_points(self, found: Iterable[EntryPoint] | None = None) -> list[str]:
+        """Register every handler in the entry-point group; returns the job types added."""
+        if found is None:
+            found = entry_points(group=ENTRY_POINT_GROUP)
+        added: list[str] = []
+        for entry_point in found:
+            source = f"entry point {entry_point.name} = {entry_point.value!r}"
+            if entry_point.dist is not None:
+                source += f" (from {entry_point.dist.name})"
+            try:
+                handler = entry_point.load()
+            except Exception as exc:
+                raise RegistryError(
+                    f"{source} in group {ENTRY_POINT_GROUP} does not import: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            self.register(entry_point.name, handler, source=source)
+            added.append(entry_point.name)
+        return added
+
+    def get(self, job_type: str) -> RegisteredHandler | None:
+        return self._handlers.get(job_type)
+
+    @property
+    def job_types(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def __contains__(self, job_type: object) -> bool:
+        return job_type in self._handlers
+
+    def __len__(self) -> int:
+        return len(self._handlers)

@@ -1,0 +1,110 @@
+"""The waker: a dedicated LISTEN connection that wakes idle workers when jobs are enqueued.
+
+Notifications only shorten the wait; workers still poll every ``poll_interval``, so a lost
+connection delays jobs but never strands them. The connection is checked periodically (a silent
+network drop raises no error by itself), and on loss the waker logs it and reconnects with capped,
+jittered backoff, waking the workers once it is back in case a notification was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from .config import Config, redact_dsn
+from .statements import SQL
+from .store import NOTIFY_CHANNEL
+
+log = structlog.get_logger("docko_worker.waker")
+
+Connect = Callable[[], Coroutine[Any, Any, Any]]
+
+
+class Waker:
+    """Listens on the jobs channel and calls ``wake(queue_name)`` for each notification."""
+
+    def __init__(
+        self,
+        config: Config,
+        connect: Connect,
+        wake: Callable[[str], None],
+        *,
+        check_interval: float = 5.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._config = config
+        self._connect = connect
+        self._wake = wake
+        self._check_interval = check_interval
+        self._max_backoff = max_backoff
+        self._conn: Any = None
+        self._lost = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting whenever the connection is lost."""
+        failures = 0
+        try:
+            while True:
+                try:
+                    await self._listen()
+                    failures = 0
+                    self.connected.set()
+                    log.info("listen_connected", channel=NOTIFY_CHANNEL)
+                    self._wake("")
+                    await self._watch()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    was_connected = self.connected.is_set()
+                    self.connected.clear()
+                    await self._close()
+                    delay = random.uniform(0.5, 1.0) * min(
+                        self._max_backoff, 0.25 * 2 ** min(failures, 10)
+                    )
+                    log.warning(
+                        "listen_connection_lost" if was_connected else "listen_connect_failed",
+                        error=f"{type(exc).__name__}: {exc}",
+                        dsn=redact_dsn(self._config.database_url),
+                        retry_in=round(delay, 2),
+                        polling_every=self._config.poll_interval,
+                    )
+                    await asyncio.sleep(delay)
+        finally:
+            self.connected.clear()
+            await self._close()
+
+    async def _listen(self) -> None:
+        self._lost.clear()
+        self._conn = await self._connect()
+        self._conn.add_termination_listener(self._on_termination)
+        await self._conn.add_listener(NOTIFY_CHANNEL, self._on_notification)
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._lost.wait(), timeout=self._check_interval)
+            except TimeoutError:
+                await asyncio.wait_for(self._conn.fetchval(SQL.ping), timeout=10)
+                continue
+            raise ConnectionError("the LISTEN connection was closed")
+
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._wake(payload)
+
+    def _on_termination(self, _conn: Any) -> None:
+        self._lost.set()
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None or conn.is_closed():
+            return
+        try:
+            await asyncio.wait_for(conn.close(), timeout=2)
+        except Exception:
+            conn.terminate()

@@ -1,0 +1,189 @@
+-- Every statement docko-worker runs, by name. Loaded by docko_worker/statements.py.
+-- A "-- fragment:" block is text that "{{name}}" pastes into later statements.
+-- Payloads travel as JSON text both ways ($n::text::jsonb in, payload::text out), so the
+-- statements behave the same on a caller's connection whatever JSON codec it has set.
+
+-- fragment: job_columns
+id, queue_name, job_type, payload::text AS payload, state::text AS state, attempt, max_attempts,
+priority, run_at, created_at, updated_at, last_error, dedupe_key, worker_id, lease_expires_at,
+finished_at
+
+-- name: migration_lock
+-- Serializes migrations across replicas that start together; released at commit.
+SELECT pg_advisory_xact_lock(hashtext('docko_worker:migrate'))
+
+-- name: create_migration_table
+CREATE TABLE IF NOT EXISTS docko_schema_migrations (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: applied_migrations
+SELECT version, name, applied_at FROM docko_schema_migrations ORDER BY version
+
+-- name: record_migration
+INSERT INTO docko_schema_migrations (version, name) VALUES ($1, $2)
+
+-- name: enqueue_job
+-- One job; with a dedupe key matching an unfinished job nothing is inserted and no row returns.
+-- NOTIFY is delivered when the surrounding transaction commits, never on rollback.
+WITH inserted AS (
+    INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at, dedupe_key)
+    VALUES (gen_random_uuid(), $1, $2, $3::text::jsonb, $4, $5,
+            COALESCE($6::timestamptz, now()) + make_interval(secs => $7::float8), $8)
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('available', 'running')
+    DO NOTHING
+    RETURNING *
+), notified AS (
+    SELECT count(pg_notify($9, inserted.queue_name)) AS notifications FROM inserted
+)
+SELECT {{job_columns}} FROM inserted, notified
+
+-- name: enqueue_jobs
+-- Many jobs in one statement (parallel arrays; a NULL run_at means now), each due $8 seconds
+-- after its run_at. One NOTIFY per queue, not per job.
+WITH inserted AS (
+    INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at)
+    SELECT gen_random_uuid(), item.queue_name, item.job_type, item.payload::jsonb, item.priority,
+           item.max_attempts, COALESCE(item.run_at, now()) + make_interval(secs => $8::float8)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::timestamptz[])
+         WITH ORDINALITY AS item(queue_name, job_type, payload, priority, max_attempts, run_at, position)
+    ORDER BY item.position
+    RETURNING id, queue_name
+), notified AS (
+    SELECT count(pg_notify($7, queues.queue_name)) AS notifications
+    FROM (SELECT DISTINCT queue_name FROM inserted) AS queues
+)
+SELECT inserted.id FROM inserted, notified
+
+-- name: find_unfinished_by_dedupe_key
+SELECT {{job_columns}} FROM docko_jobs
+WHERE dedupe_key = $1 AND state IN ('available', 'running')
+
+-- name: get_job
+SELECT {{job_columns}} FROM docko_jobs WHERE id = $1
+
+-- name: claim_jobs
+-- Due jobs of the given queues and job types, best priority (lowest number) first, then oldest
+-- run_at. The MATERIALIZED CTE is a fence: the planner cannot lock or update more than $3 rows.
+WITH candidates AS MATERIALIZED (
+    SELECT picked.id AS claim_id
+    FROM unnest($1::text[]) AS served(queue_name)
+    CROSS JOIN LATERAL (
+        SELECT jobs.id, jobs.priority, jobs.run_at
+        FROM docko_jobs AS jobs
+        WHERE jobs.state = 'available'
+          AND jobs.queue_name = served.queue_name
+          AND jobs.job_type = ANY($2::text[])
+          AND jobs.run_at <= now()
+        ORDER BY jobs.priority, jobs.run_at, jobs.id
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ) AS picked
+    ORDER BY picked.priority, picked.run_at, picked.id
+    LIMIT $3
+), claimed AS (
+    UPDATE docko_jobs
+    SET state = 'running',
+        attempt = attempt + 1,
+        worker_id = $4,
+        lease_expires_at = now() + make_interval(secs => $5::float8),
+        updated_at = now()
+    FROM candidates
+    WHERE docko_jobs.id = candidates.claim_id
+    RETURNING docko_jobs.*
+)
+SELECT {{job_columns}} FROM claimed ORDER BY priority, run_at, id
+
+-- name: complete_jobs
+-- Guarded by the attempt each job was claimed with; returns the ids actually completed.
+UPDATE docko_jobs AS jobs
+SET state = 'completed', finished_at = now(), updated_at = now(), lease_expires_at = NULL
+FROM unnest($1::uuid[], $2::integer[]) AS done(job_id, attempt)
+WHERE jobs.id = done.job_id AND jobs.attempt = done.attempt AND jobs.state = 'running'
+RETURNING jobs.id
+
+-- name: delete_completed_jobs
+-- The completion for completed_retention = 0: the row goes at once.
+DELETE FROM docko_jobs AS jobs
+USING unnest($1::uuid[], $2::integer[]) AS done(job_id, attempt)
+WHERE jobs.id = done.job_id AND jobs.attempt = done.attempt AND jobs.state = 'running'
+RETURNING jobs.id
+
+-- name: retry_jobs
+-- Back to available after a failed attempt, due after the given delay in seconds.
+UPDATE docko_jobs AS jobs
+SET state = 'available', run_at = now() + make_interval(secs => retry.delay), last_error = retry.error,
+    lease_expires_at = NULL, worker_id = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::integer[], $3::float8[], $4::text[]) AS retry(job_id, attempt, delay, error)
+WHERE jobs.id = retry.job_id AND jobs.attempt = retry.attempt AND jobs.state = 'running'
+RETURNING jobs.id
+
+-- name: fail_jobs
+UPDATE docko_jobs AS jobs
+SET state = 'failed', last_error = failure.error, finished_at = now(), lease_expires_at = NULL,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS failure(job_id, attempt, error)
+WHERE jobs.id = failure.job_id AND jobs.attempt = failure.attempt AND jobs.state = 'running'
+RETURNING jobs.id
+
+-- name: release_jobs
+-- Hands jobs back at shutdown without spending the attempt they were claimed with.
+UPDATE docko_jobs AS jobs
+SET state = 'available', attempt = jobs.attempt - 1, lease_expires_at = NULL, worker_id = NULL,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::integer[]) AS released(job_id, attempt)
+WHERE jobs.id = released.job_id AND jobs.attempt = released.attempt AND jobs.state = 'running'
+RETURNING jobs.id
+
+-- name: extend_leases
+-- The heartbeat: pushes the lease of jobs this worker still holds; returns the ids it held.
+UPDATE docko_jobs AS jobs
+SET lease_expires_at = now() + make_interval(secs => $4::float8)
+FROM unnest($1::uuid[], $2::integer[]) AS held(job_id, attempt)
+WHERE jobs.id = held.job_id AND jobs.attempt = held.attempt AND jobs.state = 'running'
+  AND jobs.worker_id = $3
+RETURNING jobs.id
+
+-- name: rescue_expired_jobs
+-- Running jobs whose lease expired (their worker died): claimable again, or failed when that was
+-- their last attempt.
+WITH expired AS MATERIALIZED (
+    SELECT id AS expired_id FROM docko_jobs
+    WHERE state = 'running' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE docko_jobs AS jobs
+SET state = CASE WHEN jobs.attempt >= jobs.max_attempts
+                 THEN 'failed'::docko_job_state ELSE 'available'::docko_job_state END,
+    finished_at = CASE WHEN jobs.attempt >= jobs.max_attempts THEN now() END,
+    last_error = 'LeaseExpired: the lease of worker ' || COALESCE(jobs.worker_id, 'unknown')
+                 || ' expired during attempt ' || jobs.attempt,
+    run_at = now(), lease_expires_at = NULL, worker_id = NULL, updated_at = now()
+FROM expired
+WHERE jobs.id = expired.expired_id
+RETURNING jobs.id, jobs.queue_name, jobs.job_type, jobs.attempt, jobs.state::text AS state
+
+-- name: prune_finished_jobs
+-- Deletes up to $3 jobs in state $1 finished more than $2 seconds ago.
+WITH doomed AS MATERIALIZED (
+    SELECT id AS doomed_id FROM docko_jobs
+    WHERE state = $1::text::docko_job_state AND finished_at IS NOT NULL
+      AND finished_at < now() - make_interval(secs => $2::float8)
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM docko_jobs AS jobs USING doomed WHERE jobs.id = doomed.doomed_id
+
+-- name: job_counts
+SELECT queue_name, job_type, state::text AS state, count(*) AS jobs
+FROM docko_jobs
+GROUP BY queue_name, job_type, state
+ORDER BY queue_name, job_type, state
+
+-- name: ping
+-- Liveness check for idle connections (the LISTEN connection, health checks).
+SELECT 1

@@ -1,0 +1,130 @@
+"""Shared fixtures: a real PostgreSQL server, and a fresh migrated database for each test.
+
+The server is ``DOCKO_TEST_DATABASE_URL`` if set, else the one answering on localhost:5432, else an
+embedded one started with ``pgserver``. A template database is migrated once per session; each test
+gets its own copy (``CREATE DATABASE ... TEMPLATE``), so tests never see each other's jobs or
+notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from docko_worker import Config, Queue, load_config
+from docko_worker.migrations import migrate
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+async def _answers(dsn: str) -> bool:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except Exception:
+        return False
+    await conn.close()
+    return True
+
+
+@pytest.fixture(scope="session")
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of a database on the test server with rights to create databases."""
+    configured = os.environ.get("DOCKO_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if asyncio.run(_answers(LOCAL_SERVER)):
+        yield LOCAL_SERVER
+        return
+    import pgserver  # the 'test' extra; only needed when no server answers
+
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pgdata")), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def template_database(server_dsn: str) -> Iterator[str]:
+    name = f"docko_template_{os.getpid()}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(with_database(server_dsn, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(drop())
+
+
+@pytest.fixture
+def database_url(server_dsn: str, template_database: str) -> Iterator[str]:
+    """A freshly migrated database of its own for this test."""
+    name = f"docko_test_{uuid.uuid4().hex[:12]}"
+
+    async def run(statement: str) -> None:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
+    yield with_database(server_dsn, name)
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def fast_config(database_url: str, **overrides: Any) -> Config:
+    """Settings that make tests quick: short polls, leases and backoff."""
+    settings: dict[str, Any] = {
+        "database_url": database_url,
+        "poll_interval": 0.2,
+        "visibility_timeout": 5.0,
+        "base_retry_delay": 0.01,
+        "max_retry_delay": 0.05,
+        "shutdown_timeout": 2.0,
+        "rescue_interval": 0.2,
+        "completion_flush_interval": 0.001,
+        "log_level": "warning",
+        "log_format": "console",
+    }
+    settings.update(overrides)
+    return load_config(**settings)
+
+
+@pytest.fixture
+def config(database_url: str) -> Config:
+    return fast_config(database_url)
+
+
+@pytest.fixture
+async def queue(config: Config) -> AsyncIterator[Queue]:
+    async with await Queue.connect(config) as q:
+        yield q
