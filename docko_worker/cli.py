@@ -213,8 +213,28 @@ async def run_daemon(config: Config, registry: HandlerRegistry) -> int:
         await stop.wait()
     finally:
         await queue.close()
+    await _exit_past_stuck_handlers()
     log.info("daemon_stopped")
     return 0
+
+
+async def _exit_past_stuck_handlers(grace: float = 5.0) -> None:
+    """Cancel what is left; if a handler ignores that too, exit without waiting for it.
+
+    Its job was already recorded (timeout) or handed back (shutdown), so nothing is lost, but
+    asyncio would otherwise wait for the task forever when the loop closes.
+    """
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in leftovers:
+        task.cancel()
+    if not leftovers:
+        return
+    _, stuck = await asyncio.wait(leftovers, timeout=grace)
+    if stuck:
+        log.error("exiting_past_stuck_handlers", tasks=sorted(task.get_name() for task in stuck))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

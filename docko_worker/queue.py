@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -37,6 +38,9 @@ from .waker import Waker
 
 log = structlog.get_logger("docko_worker.queue")
 
+# JSON's escape for a NUL character (an odd number of backslashes before u0000).
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
 # Attempts to resolve a dedupe conflict whose holder finished between insert and look-up.
 _DEDUPE_RETRIES = 5
 
@@ -44,11 +48,17 @@ _DEDUPE_RETRIES = 5
 def encode_payload(payload: Any) -> str:
     """The payload as JSON text, or ``PayloadError`` before anything is written."""
     try:
-        text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"payload is not JSON-serializable: {exc}") from None
-    if "\\u0000" in text:
+    if _ESCAPED_NUL.search(text):
         raise PayloadError("payload contains a NUL character, which PostgreSQL jsonb cannot store")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError(
+            "payload contains text that is not valid Unicode (a lone surrogate)"
+        ) from None
     return text
 
 
@@ -57,6 +67,10 @@ def _check_text(name: str, value: object) -> str:
         raise DockoError(f"{name} must be a non-empty string, got {value!r}")
     if "\x00" in value:
         raise DockoError(f"{name} must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DockoError(f"{name} must be valid Unicode text (it has a lone surrogate)") from None
     return value
 
 

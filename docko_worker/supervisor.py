@@ -29,6 +29,7 @@ from .completer import Completer
 from .config import Config
 from .errors import PermanentError
 from .job import Job
+from .loop_monitor import LoopMonitor
 from .registry import HandlerRegistry
 from .retry import next_retry_delay
 from .store import JobStore
@@ -37,6 +38,8 @@ log = structlog.get_logger("docko_worker.supervisor")
 
 # Most characters of an error message kept in ``last_error``.
 MAX_ERROR_LENGTH = 4000
+# Seconds the event loop may stand still before the running jobs are named in a warning.
+LOOP_BLOCK_WARNING = 10.0
 # Seconds a cancelled handler gets to unwind before it is abandoned.
 CANCEL_GRACE = 5.0
 
@@ -50,6 +53,16 @@ def describe_error(exc: BaseException) -> str:
     message = str(exc)
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return text[:MAX_ERROR_LENGTH]
+
+
+class _Execution:
+    """One run of a handler; ``abandoned`` once it ignored its timeout's cancellation."""
+
+    __slots__ = ("abandoned", "job")
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.abandoned = False
 
 
 @dataclass(slots=True)
@@ -90,9 +103,13 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._stopping = False
         self._fetcher: asyncio.Task[None] | None = None
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._next_worker_index = 0
         self._side_tasks: list[asyncio.Task[None]] = []
         self._extra_tasks: list[asyncio.Task[None]] = []
+        self._loop_monitor = LoopMonitor(
+            min(LOOP_BLOCK_WARNING, config.visibility_timeout / 2), self.running_jobs
+        )
         self.completer = Completer(
             store,
             batch_size=config.completion_batch_size,
@@ -113,10 +130,9 @@ class Supervisor:
             worker_count=self.config.worker_count,
         )
         self.completer.start()
-        self._workers = [
-            asyncio.create_task(self._work(index), name=f"docko-worker-{index}")
-            for index in range(self.config.worker_count)
-        ]
+        self._loop_monitor.start()
+        for _ in range(self.config.worker_count):
+            self._spawn_worker()
         self._fetcher = asyncio.create_task(self._fetch(), name="docko-fetcher")
         self._side_tasks = [asyncio.create_task(self._heartbeat(), name="docko-heartbeat")]
         if self.config.health_file:
@@ -149,6 +165,7 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._side_tasks, return_exceptions=True)
         await self.completer.close()
+        self._loop_monitor.stop()
         log.info(
             "shutdown_complete",
             completed=self.counters.completed,
@@ -168,7 +185,7 @@ class Supervisor:
         if not self._workers:
             return
         timeout = self.config.shutdown_timeout
-        _, still_running = await asyncio.wait(self._workers, timeout=timeout)
+        _, still_running = await asyncio.wait(self._workers.values(), timeout=timeout)
         if not still_running:
             return
         log.warning(
@@ -250,18 +267,23 @@ class Supervisor:
             job = await ready.get()
             if job is None:
                 return
+            execution = _Execution(job)
             try:
-                await self._execute(index, job)
+                await self._execute(index, execution)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("worker_error", worker=index, job_id=str(job.id))
             finally:
-                self._holding -= 1
-                self._slot_free.set()
+                if not execution.abandoned:
+                    self._holding -= 1
+                    self._slot_free.set()
+            if execution.abandoned:
+                return  # a replacement worker has taken this slot
             await completer.wait_for_room()
 
-    async def _execute(self, index: int, job: Job) -> None:
+    async def _execute(self, index: int, execution: _Execution) -> None:
+        job = execution.job
         registered = self.registry.get(job.job_type)
         if registered is None:  # the claim filters by type; kept for safety
             self._release(job)
@@ -269,36 +291,82 @@ class Supervisor:
         timeout = registered.timeout or self.config.job_timeout
         self._running[index] = job
         timer: asyncio.Timeout | None = None
+        watchdog: asyncio.TimerHandle | None = None
         try:
             if timeout is None:
                 await registered.handler(job)
             else:
+                watchdog = asyncio.get_running_loop().call_later(
+                    timeout + CANCEL_GRACE, self._abandon, index, execution, timeout
+                )
                 async with asyncio.timeout(timeout) as timer:
                     await registered.handler(job)
         except asyncio.CancelledError:
-            self._release(job)
+            if not execution.abandoned:
+                self._release(job)
             raise
         except PermanentError as exc:
-            self._fail(job, describe_error(exc), permanent=True)
+            if not execution.abandoned:
+                self._fail(job, describe_error(exc), permanent=True)
         except TimeoutError as exc:
-            if timer is not None and timer.expired():
+            if execution.abandoned:
+                pass
+            elif timer is not None and timer.expired():
                 self._failed_attempt(job, f"JobTimeout: handler ran longer than {timeout:g}s")
             else:
                 self._failed_attempt(job, describe_error(exc), exc)
         except (Exception, SystemExit) as exc:
-            if self._cancelled_by_shutdown():
+            if execution.abandoned:
+                pass
+            elif self._cancelled_by_shutdown():
                 # The handler turned our cancellation into another error: still a hand-back.
                 self._release(job)
             else:
                 self._failed_attempt(job, describe_error(exc), exc)
         else:
-            self.counters.completed += 1
-            self.completer.complete(job)
-            log.debug(
-                "job_completed", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
-            )
+            if not execution.abandoned:
+                self.counters.completed += 1
+                self.completer.complete(job)
+                log.debug(
+                    "job_completed", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
+                )
         finally:
-            self._running.pop(index, None)
+            if watchdog is not None:
+                watchdog.cancel()
+            if self._running.get(index) is job:
+                del self._running[index]
+
+    def _abandon(self, index: int, execution: _Execution, timeout: float) -> None:
+        """A handler ignored its timeout's cancellation: record the attempt and move on.
+
+        The handler's coroutine keeps running detached (Python cannot stop it); its eventual
+        result is ignored. A new worker takes its slot so capacity is not lost.
+        """
+        job = execution.job
+        execution.abandoned = True
+        if self._running.get(index) is job:
+            del self._running[index]
+        log.error(
+            "job_ignored_cancellation",
+            job_id=str(job.id),
+            job_type=job.job_type,
+            attempt=job.attempt,
+            timeout=timeout,
+        )
+        self._failed_attempt(
+            job, f"JobTimeout: handler ran longer than {timeout:g}s and ignored cancellation"
+        )
+        self._holding -= 1
+        self._slot_free.set()
+        # Shutdown does not wait for it; a new worker takes its slot.
+        self._workers.pop(index, None)
+        if not self._stopping:
+            self._spawn_worker()
+
+    def _spawn_worker(self) -> None:
+        index = self._next_worker_index
+        self._next_worker_index += 1
+        self._workers[index] = asyncio.create_task(self._work(index), name=f"docko-worker-{index}")
 
     def _cancelled_by_shutdown(self) -> bool:
         task = asyncio.current_task()
@@ -362,15 +430,8 @@ class Supervisor:
             now = time.monotonic()
             late = now - last - interval
             last = now
-            if late > lease / 2:
-                log.warning(
-                    "event_loop_blocked",
-                    blocked_for=round(late, 1),
-                    running=[
-                        {"job_id": str(j.id), "job_type": j.job_type, "attempt": j.attempt}
-                        for j in self._running.values()
-                    ],
-                )
+            if late > lease:
+                log.warning("heartbeat_late_leases_at_risk", late_by=round(late, 1))
             await self.extend_leases()
 
     async def extend_leases(self) -> None:
@@ -394,6 +455,13 @@ class Supervisor:
                 log.warning(
                     "lease_lost", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
                 )
+
+    def running_jobs(self) -> list[dict[str, Any]]:
+        """The jobs whose handlers are running now, for logs."""
+        return [
+            {"job_id": str(job.id), "job_type": job.job_type, "attempt": job.attempt}
+            for job in list(self._running.values())
+        ]
 
     async def _touch_health_file(self) -> None:
         assert self.config.health_file is not None
