@@ -24,11 +24,12 @@ from .config import Config, load_config, redact_dsn, unknown_env_vars
 from .errors import DockoError
 from .logs import configure_logging
 from .migrations import migrate, pending_migrations
-from .pool import connect, wait_for_pool
+from .pool import CONNECT_ERRORS, connect, wait_for_pool
 from .queue import Queue
 from .registry import ENTRY_POINT_GROUP, HandlerRegistry
 
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 1
 PROG = "docko-worker"
 
 log = structlog.get_logger("docko_worker.cli")
@@ -127,6 +128,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DockoError, asyncpg.PostgresError) as exc:
         _print_error(exc)
         return EXIT_USAGE
+    except CONNECT_ERRORS as exc:
+        # Only one-shot commands get here: `run` waits for the database instead.
+        dsn = redact_dsn(os.environ.get("DOCKO_DATABASE_URL") or os.environ.get("DATABASE_URL"))
+        print(
+            f"{PROG}: error: database unavailable at {dsn}: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
 

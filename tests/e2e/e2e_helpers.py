@@ -1,0 +1,329 @@
+"""Helpers for the end-to-end tests: the daemon as a subprocess, the CLI, and deadline polling.
+
+The daemon and the CLI run from the virtual environment's ``docko-worker`` script with a minimal
+environment: a few process basics from ``os.environ``, never a ``DOCKO_*`` variable or
+``DATABASE_URL`` of the caller, ``PYTHONPATH`` naming the directories the handler packages were
+installed into, and the settings each test passes. Daemon output goes to files, so a chatty
+daemon can never block on a full pipe, and every failure message carries what it logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+T = TypeVar("T")
+
+CLI = str(Path(sys.executable).with_name("docko-worker"))
+POLL_INTERVAL = 0.05
+# Deadlines: generous, so a slow machine is not a failure; a working daemon needs far less.
+START_TIMEOUT = 20.0
+JOB_TIMEOUT = 30.0
+EXIT_TIMEOUT = 20.0
+CLI_TIMEOUT = 30.0
+
+QUEUE = "e2e"
+PASSWORD = "sekrit-pw"
+PASSWORD_ROLE = "e2e_pw"
+
+# Where the handlers of tests/e2e/handler_pkg record each execution.
+RUNS_TABLE = """
+CREATE TABLE e2e_runs (
+    run_id      bigserial   PRIMARY KEY,
+    job_id      uuid        NOT NULL,
+    attempt     integer     NOT NULL,
+    pid         integer     NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at timestamptz
+)
+"""
+
+_KEPT_ENVIRON = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+
+DEFAULT_SETTINGS: dict[str, str] = {
+    "DOCKO_QUEUES": QUEUE,
+    "DOCKO_WORKER_COUNT": "2",
+    "DOCKO_POLL_INTERVAL": "0.2",
+    "DOCKO_VISIBILITY_TIMEOUT": "30",
+    "DOCKO_SHUTDOWN_TIMEOUT": "5",
+    "DOCKO_RESCUE_INTERVAL": "0.5",
+    "DOCKO_BASE_RETRY_DELAY": "0.01",
+    "DOCKO_MAX_RETRY_DELAY": "0.05",
+    "DOCKO_LOG_FORMAT": "json",
+}
+
+
+def minimal_environ(python_path: Sequence[Path]) -> dict[str, str]:
+    """Process basics from ``os.environ`` and ``PYTHONPATH``; no ``DOCKO_*`` setting at all."""
+    env = {key: value for key, value in os.environ.items() if key in _KEPT_ENVIRON}
+    env["PYTHONPATH"] = os.pathsep.join(str(path) for path in python_path)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def daemon_env(
+    base: Mapping[str, str], database_url: str | None, **settings: str | None
+) -> dict[str, str]:
+    """``base`` plus the test defaults, ``DOCKO_DATABASE_URL`` and ``settings`` (None removes)."""
+    env = dict(base)
+    env.update(DEFAULT_SETTINGS)
+    if database_url is not None:
+        env["DOCKO_DATABASE_URL"] = database_url
+    for key, value in settings.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def with_credentials(dsn: str, user: str, password: str) -> str:
+    """``dsn`` with its user and password replaced, keeping host, port, database and query."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}:{password}@{host}", parts.path, parts.query, ""))
+
+
+def wait_until(
+    what: str,
+    check: Callable[[], T | None],
+    *,
+    timeout: float,
+    daemons: Sequence[Daemon] = (),
+) -> T:
+    """Poll ``check`` every 50 ms until it returns something other than None (or False).
+
+    Fails with ``what``, and the output of ``daemons``, when ``timeout`` passes or when one of
+    ``daemons`` (expected to keep running meanwhile) exits.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None and result is not False:
+            return result
+        for daemon in daemons:
+            if daemon.proc.poll() is not None:
+                pytest.fail(f"daemon exited while waiting for {what}\n{daemon.describe()}")
+        if time.monotonic() > deadline:
+            report = "\n".join(daemon.describe() for daemon in daemons)
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n{report}")
+        time.sleep(POLL_INTERVAL)
+
+
+class Daemon:
+    """A ``docko-worker`` process whose stdout and stderr go to files."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], stdout: Path, stderr: Path) -> None:
+        self.proc = proc
+        self.stdout_path = stdout
+        self.stderr_path = stderr
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON log lines on stderr so far (other lines are skipped)."""
+        found: list[dict[str, Any]] = []
+        for line in self.stderr().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                found.append(record)
+        return found
+
+    def event_names(self) -> list[str]:
+        return [str(record.get("event")) for record in self.events()]
+
+    def wait_for_event(
+        self, event: str, *, count: int = 1, timeout: float = START_TIMEOUT
+    ) -> list[dict[str, Any]]:
+        """Wait until the daemon has logged ``event`` at least ``count`` times; returns them."""
+
+        def seen() -> list[dict[str, Any]] | None:
+            matching = [record for record in self.events() if record.get("event") == event]
+            return matching if len(matching) >= count else None
+
+        return wait_until(f"{count} {event!r} log line(s)", seen, timeout=timeout, daemons=[self])
+
+    def send(self, signum: signal.Signals) -> None:
+        self.proc.send_signal(signum)
+
+    def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"daemon did not exit within {timeout:g}s\n{self.describe()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def describe(self, tail: int = 60) -> str:
+        lines = self.stderr().splitlines()[-tail:]
+        return (
+            f"--- daemon pid {self.pid}, exit status {self.proc.poll()}; "
+            f"last {len(lines)} stderr lines:\n" + "\n".join(lines)
+        )
+
+
+class Daemons:
+    """Starts daemons for one test and kills whatever is left at teardown."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._started: list[Daemon] = []
+
+    def start(self, env: Mapping[str, str], *args: str) -> Daemon:
+        """Start ``docko-worker run`` (or ``docko-worker *args``) with exactly ``env``."""
+        index = len(self._started)
+        stdout = self._directory / f"daemon{index}.stdout"
+        stderr = self._directory / f"daemon{index}.stderr"
+        with stdout.open("wb") as out, stderr.open("wb") as err:
+            proc = subprocess.Popen(
+                [CLI, *(args or ("run",))],
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+        daemon = Daemon(proc, stdout, stderr)
+        self._started.append(daemon)
+        return daemon
+
+    def kill_all(self) -> None:
+        for daemon in self._started:
+            daemon.kill()
+
+
+def run_cli(
+    args: Sequence[str], env: Mapping[str, str], *, timeout: float = CLI_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``docko-worker *args`` to completion, capturing its output."""
+    try:
+        return subprocess.run(
+            [CLI, *args],
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"docko-worker {' '.join(args)} did not exit within {timeout:g}s: {exc}")
+
+
+def describe_result(result: subprocess.CompletedProcess[str]) -> str:
+    return (
+        f"exit status {result.returncode}\n--- stdout:\n{result.stdout}"
+        f"\n--- stderr:\n{result.stderr}"
+    )
+
+
+def enqueue(
+    env: Mapping[str, str], job_type: str, payload: Any, *options: str, queue: str = QUEUE
+) -> UUID:
+    """``docko-worker enqueue``: returns the job id it prints."""
+    result = run_cli(["enqueue", queue, job_type, json.dumps(payload), *options], env)
+    assert result.returncode == 0, describe_result(result)
+    return UUID(result.stdout.strip())
+
+
+class Database:
+    """A synchronous view of one test database, for polling job state from plain tests."""
+
+    def __init__(self, dsn: str) -> None:
+        self._runner = asyncio.Runner()
+        try:
+            self._conn: Any = self._runner.run(asyncpg.connect(dsn))
+        except BaseException:
+            self._runner.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._conn.close())
+        finally:
+            self._runner.close()
+
+    def execute(self, query: str, *args: Any) -> None:
+        self._runner.run(self._conn.execute(query, *args))
+
+    def fetch(self, query: str, *args: Any) -> list[Any]:
+        rows: list[Any] = self._runner.run(self._conn.fetch(query, *args))
+        return rows
+
+    def job(self, job_id: UUID) -> Any:
+        rows = self.fetch(
+            "SELECT id, state::text AS state, attempt, max_attempts, worker_id, lease_expires_at,"
+            " finished_at, last_error FROM docko_jobs WHERE id = $1",
+            job_id,
+        )
+        assert rows, f"job {job_id} is not in docko_jobs"
+        return rows[0]
+
+    def runs(self, job_id: UUID) -> list[Any]:
+        """The executions the e2e handlers recorded for ``job_id``, oldest first."""
+        return self.fetch("SELECT * FROM e2e_runs WHERE job_id = $1 ORDER BY run_id", job_id)
+
+    def wait_for_state(
+        self,
+        job_id: UUID,
+        state: str,
+        *,
+        daemons: Sequence[Daemon],
+        timeout: float = JOB_TIMEOUT,
+    ) -> Any:
+        """Wait until the job is in ``state``; returns its row."""
+
+        def reached() -> Any:
+            row = self.job(job_id)
+            return row if row["state"] == state else None
+
+        return wait_until(f"job {job_id} to be {state}", reached, timeout=timeout, daemons=daemons)
+
+    def wait_for_run(
+        self,
+        job_id: UUID,
+        attempt: int,
+        *,
+        daemons: Sequence[Daemon],
+        timeout: float = JOB_TIMEOUT,
+    ) -> Any:
+        """Wait until a handler has started ``attempt`` of the job; returns the run's row."""
+
+        def started() -> Any:
+            for run in self.runs(job_id):
+                if run["attempt"] == attempt:
+                    return run
+            return None
+
+        return wait_until(
+            f"the handler to start attempt {attempt} of job {job_id}",
+            started,
+            timeout=timeout,
+            daemons=daemons,
+        )
