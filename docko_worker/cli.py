@@ -109,10 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = add(
         "demo",
-        "Run the daemon on a sample document workload and report what happened. Uses "
-        "DOCKO_DATABASE_URL if set, else starts an embedded PostgreSQL (extra 'embedded').",
+        "Run the daemon on a sample document workload and report what happened. Uses the "
+        "server of DOCKO_DATABASE_URL if set, else starts an embedded PostgreSQL (extra "
+        "'embedded'); either way the jobs go to a database docko_demo, created afresh.",
     )
-    demo.add_argument("--jobs", type=int, default=2000, help="documents to process (2000)")
+    demo.add_argument(
+        "--jobs", type=int, default=2000, help="jobs to enqueue, four per document (2000)"
+    )
     demo.add_argument("--workers", type=int, default=None, help="concurrent jobs (default 50)")
     demo.add_argument(
         "--failure-rate", type=float, default=0.1, help="share of attempts that fail (0.1)"

@@ -190,14 +190,10 @@ def redact_dsn(dsn: str | None) -> str:
         parts = urlsplit(dsn)
     except ValueError:
         return "<unparseable dsn>"
-    if parts.password is None:
-        netloc = parts.netloc
-    else:
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        netloc = f"{user}:***@{host}"
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
     query = parts.query
     if "password=" in query:
         query = "&".join(

@@ -187,3 +187,12 @@ ORDER BY queue_name, job_type, state
 -- name: ping
 -- Liveness check for idle connections (the LISTEN connection, health checks).
 SELECT 1
+
+-- name: drop_demo_database
+-- `docko-worker demo` starts each run from a fresh database of this fixed name (an identifier
+-- cannot be a parameter). Runs outside a transaction block; fails while another session is
+-- connected to it (another demo still running), which the demo reports.
+DROP DATABASE IF EXISTS docko_demo
+
+-- name: create_demo_database
+CREATE DATABASE docko_demo
