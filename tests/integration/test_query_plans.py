@@ -1,0 +1,138 @@
+"""Query plans on a table of 1,000,000 jobs: the hot statements use their partial indexes.
+
+A plan regression (a predicate the partial index cannot serve, a lost CTE fence) turns a
+millisecond claim into a sequential scan of the whole table; these tests fail CI when that
+happens. Plans are checked both as custom plans and as the generic plans asyncpg's prepared
+statements fall back to after a few executions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from docko_worker.statements import load_statements
+from tests.conftest import with_database
+
+AVAILABLE = 800_000
+RUNNING = 100_000
+COMPLETED = 100_000
+
+# Named statement -> the arguments it is explained with, and the index it must use.
+FILL = """
+INSERT INTO docko_jobs (id, queue_name, job_type, payload, max_attempts, state,
+                        attempt, lease_expires_at, finished_at, priority)
+SELECT gen_random_uuid(), 'default', 'ocr', '{}'::jsonb, 5,
+       CASE WHEN n <= $1::int THEN 'available'
+            WHEN n <= $1 + $2 THEN 'running'
+            ELSE 'completed' END::docko_job_state,
+       CASE WHEN n <= $1 THEN 0 ELSE 1 END,
+       CASE WHEN n > $1 AND n <= $1 + $2 THEN now() + interval '5 minutes' END,
+       CASE WHEN n > $1 + $2 THEN now() END,
+       n % 10
+FROM generate_series(1, $1::int + $2::int + $3::int) AS n
+"""
+
+HOT_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
+    "claim_jobs": ((["default"], ["ocr"], 500, "worker-1", 300.0), "docko_jobs_claim_idx"),
+    "rescue_expired_jobs": ((1000,), "docko_jobs_lease_idx"),
+    "prune_finished_jobs": (("completed", 3600.0, 1000), "docko_jobs_finished_idx"),
+}
+
+
+@pytest.fixture(scope="module")
+def million_jobs_url(server_dsn: str, template_database: str) -> Iterator[str]:
+    """One database for the whole module: filling a million rows takes seconds."""
+    name = f"docko_plans_{uuid.uuid4().hex[:12]}"
+    url = with_database(server_dsn, name)
+
+    async def create() -> None:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(FILL, AVAILABLE, RUNNING, COMPLETED)
+            await conn.execute("ANALYZE docko_jobs")
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    yield url
+    asyncio.run(drop())
+
+
+@pytest.fixture
+async def million_jobs(million_jobs_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(million_jobs_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found.extend(_nodes(child))
+    return found
+
+
+async def _plan(conn: asyncpg.Connection, name: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    raw = await conn.fetchval("EXPLAIN (FORMAT JSON) " + load_statements()[name], *args)
+    return _nodes(json.loads(raw)[0]["Plan"])
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("name", sorted(HOT_STATEMENTS))
+async def test_hot_statement_uses_its_partial_index_on_a_million_rows(
+    million_jobs: asyncpg.Connection, name: str, plan_cache_mode: str
+) -> None:
+    args, index = HOT_STATEMENTS[name]
+    await million_jobs.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+    nodes = await _plan(million_jobs, name, args)
+
+    scans_of_jobs = [node for node in nodes if node.get("Relation Name") == "docko_jobs"]
+    assert scans_of_jobs, f"{name}: no scan of docko_jobs in the plan"
+    assert not [node for node in scans_of_jobs if node["Node Type"] == "Seq Scan"], (
+        f"{name} scans docko_jobs sequentially: {[n['Node Type'] for n in nodes]}"
+    )
+    assert index in {node.get("Index Name") for node in nodes}, (
+        f"{name} does not use {index}: {[(n['Node Type'], n.get('Index Name')) for n in nodes]}"
+    )
+
+
+async def test_claim_updates_no_more_rows_than_asked_on_a_million_rows(
+    million_jobs: asyncpg.Connection,
+) -> None:
+    transaction = million_jobs.transaction()
+    await transaction.start()
+    try:
+        raw = await million_jobs.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()["claim_jobs"],
+            ["default"],
+            ["ocr"],
+            100,
+            "worker-1",
+            300.0,
+        )
+    finally:
+        await transaction.rollback()  # leave the shared table as it was
+    nodes = _nodes(json.loads(raw)[0]["Plan"])
+    updates = [node for node in nodes if node["Node Type"] == "ModifyTable"]
+    assert [node["Actual Rows"] for node in updates] == [100]
