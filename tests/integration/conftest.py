@@ -1,0 +1,68 @@
+"""Fixtures for the integration tests (a real PostgreSQL; see ``tests/conftest.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from docko_worker import Config
+from docko_worker.store import NOTIFY_CHANNEL
+from tests.conftest import fast_config, with_database
+
+
+@pytest.fixture
+def make_config(database_url: str) -> Callable[..., Config]:
+    """``make_config(**overrides)``: the quick test settings for this test's database."""
+
+    def make(**overrides: Any) -> Config:
+        return fast_config(database_url, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def empty_database_url(server_dsn: str) -> Iterator[str]:
+    """A database of its own with no schema at all (for migration tests)."""
+    name = f"docko_empty_{uuid.uuid4().hex[:12]}"
+
+    async def run(statement: str) -> None:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    yield with_database(server_dsn, name)
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection of the test's own to its database (not one of the queue's)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def notifications(database_url: str) -> AsyncIterator[asyncio.Queue[str]]:
+    """Payloads of the NOTIFYs on the jobs channel, as a separate LISTEN connection sees them."""
+    received: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        received.put_nowait(payload)
+
+    conn = await asyncpg.connect(database_url)
+    await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+    try:
+        yield received
+    finally:
+        await conn.close()
