@@ -194,7 +194,11 @@ class Queue:
         priority: int = 0,
         max_attempts: int | None = None,
     ) -> list[UUID]:
-        """Insert one job per payload in a single statement; returns their ids in order."""
+        """Insert one job per payload in one round trip; returns their ids in order.
+
+        Jobs due now go in through COPY on the queue's own pool; with ``conn``, ``run_at`` or
+        ``delay`` they go in through one multi-row INSERT.
+        """
         encoded = [encode_payload(payload) for payload in payloads]
         if not encoded:
             return []
@@ -202,13 +206,22 @@ class Queue:
         _check_text("job_type", job_type)
         start = _check_run_at(run_at)
         seconds = _delay_seconds(delay)
+        attempts = self._max_attempts(max_attempts)
+        if conn is None and start is None and seconds == 0:
+            return await self.store.copy_jobs(
+                queue_name=queue_name,
+                job_type=job_type,
+                payloads_json=encoded,
+                priority=int(priority),
+                max_attempts=attempts,
+            )
         count = len(encoded)
         return await self.store.enqueue_jobs(
             queue_names=[queue_name] * count,
             job_types=[job_type] * count,
             payloads_json=encoded,
             priorities=[int(priority)] * count,
-            max_attempts=[self._max_attempts(max_attempts)] * count,
+            max_attempts=[attempts] * count,
             run_ats=[start] * count,
             delay=seconds,
             conn=conn,

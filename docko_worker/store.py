@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 from uuid import UUID
 
-from .job import Job
+from .job import Job, new_job_id
 from .statements import SQL
 
 NOTIFY_CHANNEL = "docko_jobs"
+
+# The columns ``copy_jobs`` fills; the rest take their defaults (run_at = now()).
+JOBS_TABLE = "docko_jobs"
+COPY_COLUMNS = ("id", "queue_name", "job_type", "payload", "priority", "max_attempts")
 
 # asyncpg's Pool and Connection share the query methods used here.
 Executor = Any
@@ -82,6 +87,35 @@ class JobStore:
             delay,
         )
         return [row[0] for row in rows]
+
+    async def copy_jobs(
+        self,
+        *,
+        queue_name: str,
+        job_type: str,
+        payloads_json: Sequence[str],
+        priority: int,
+        max_attempts: int,
+    ) -> list[UUID]:
+        """Bulk insert through COPY on a pool connection, due now, with one NOTIFY.
+
+        Only for the store's own pool: COPY encodes jsonb with the connection's codec, which a
+        caller's connection may have replaced.
+        """
+        ids = [new_job_id() for _ in payloads_json]
+        records = zip(
+            ids,
+            repeat(queue_name),
+            repeat(job_type),
+            payloads_json,
+            repeat(priority),
+            repeat(max_attempts),
+            strict=False,
+        )
+        async with self.executor.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table(JOBS_TABLE, records=records, columns=COPY_COLUMNS)
+            await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name)
+        return ids
 
     async def find_unfinished_by_dedupe_key(
         self, dedupe_key: str, conn: Executor | None = None

@@ -57,6 +57,10 @@ WITH inserted AS (
 )
 SELECT inserted.id FROM inserted, notified
 
+-- name: notify_queue
+-- Wakes idle workers of queue $2 once the surrounding transaction commits (after a COPY).
+SELECT pg_notify($1, $2)
+
 -- name: find_unfinished_by_dedupe_key
 SELECT {{job_columns}} FROM docko_jobs
 WHERE dedupe_key = $1 AND state IN ('available', 'running')

@@ -1,0 +1,48 @@
+"""Bulk enqueue: the COPY path for jobs due now, the INSERT path for the rest, one NOTIFY each."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from docko_worker import JobState, Queue
+from tests.integration.test_enqueue_db import next_notification, send_marker
+
+
+async def test_jobs_due_now_are_copied_in_with_one_notification(
+    queue: Queue, db: asyncpg.Connection, notifications: asyncio.Queue[str]
+) -> None:
+    payloads = [{"n": n, "name": f"scan-{n}.pdf", "text": "naïve café"} for n in range(2000)]
+    ids = await queue.enqueue_many("documents", "ocr", payloads, priority=3, max_attempts=2)
+
+    assert len(set(ids)) == 2000
+    assert ids == sorted(ids, key=lambda job_id: job_id.int >> 80)  # time-ordered ids
+    assert await next_notification(notifications) == "documents"
+    await send_marker(db, "end")
+    assert await next_notification(notifications) == "end"  # one NOTIFY, not one per job
+
+    first, last = await queue.get_job(ids[0]), await queue.get_job(ids[-1])
+    assert first is not None and last is not None
+    assert first.payload == payloads[0] and last.payload == payloads[-1]
+    assert (first.state, first.priority, first.max_attempts, first.attempt) == (
+        JobState.AVAILABLE,
+        3,
+        2,
+        0,
+    )
+    assert first.run_at <= datetime.now(UTC)
+
+
+async def test_deferred_bulk_jobs_are_not_due_yet(queue: Queue) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    ids = await queue.enqueue_many("documents", "ocr", [{"n": 1}, {"n": 2}], run_at=later)
+    delayed = await queue.enqueue_many("documents", "ocr", [{"n": 3}], delay=600)
+
+    jobs = [await queue.get_job(job_id) for job_id in [*ids, *delayed]]
+    assert all(job is not None and job.run_at > datetime.now(UTC) for job in jobs)
+    claimed = await queue.store.claim_jobs(
+        queues=["documents"], job_types=["ocr"], limit=10, worker_id="w", lease_seconds=60
+    )
+    assert claimed == []
