@@ -8,6 +8,13 @@ id, queue_name, job_type, payload::text AS payload, state::text AS state, attemp
 priority, run_at, created_at, updated_at, last_error, dedupe_key, worker_id, lease_expires_at,
 finished_at
 
+-- fragment: still_running
+-- The guard of every write to a running job, found by id. Compared as text on purpose: the
+-- planner cannot then serve it from docko_jobs_lease_idx, which it would otherwise pick (and
+-- join every running row against the id array) whenever statistics show few running jobs, as
+-- they do on a table holding a long history. The primary key lookup stays the only plan.
+jobs.state::text = 'running'
+
 -- name: migration_lock
 -- Serializes migrations across replicas that start together; released at commit.
 SELECT pg_advisory_xact_lock(hashtext('docko_worker:migrate'))
@@ -105,14 +112,14 @@ SELECT {{job_columns}} FROM claimed ORDER BY priority, run_at, id
 UPDATE docko_jobs AS jobs
 SET state = 'completed', finished_at = now(), updated_at = now(), lease_expires_at = NULL
 FROM unnest($1::uuid[], $2::integer[]) AS done(job_id, attempt)
-WHERE jobs.id = done.job_id AND jobs.attempt = done.attempt AND jobs.state = 'running'
+WHERE jobs.id = done.job_id AND jobs.attempt = done.attempt AND {{still_running}}
 RETURNING jobs.id
 
 -- name: delete_completed_jobs
 -- The completion for completed_retention = 0: the row goes at once.
 DELETE FROM docko_jobs AS jobs
 USING unnest($1::uuid[], $2::integer[]) AS done(job_id, attempt)
-WHERE jobs.id = done.job_id AND jobs.attempt = done.attempt AND jobs.state = 'running'
+WHERE jobs.id = done.job_id AND jobs.attempt = done.attempt AND {{still_running}}
 RETURNING jobs.id
 
 -- name: retry_jobs
@@ -121,7 +128,7 @@ UPDATE docko_jobs AS jobs
 SET state = 'available', run_at = now() + make_interval(secs => retry.delay), last_error = retry.error,
     lease_expires_at = NULL, worker_id = NULL, updated_at = now()
 FROM unnest($1::uuid[], $2::integer[], $3::float8[], $4::text[]) AS retry(job_id, attempt, delay, error)
-WHERE jobs.id = retry.job_id AND jobs.attempt = retry.attempt AND jobs.state = 'running'
+WHERE jobs.id = retry.job_id AND jobs.attempt = retry.attempt AND {{still_running}}
 RETURNING jobs.id
 
 -- name: fail_jobs
@@ -129,7 +136,7 @@ UPDATE docko_jobs AS jobs
 SET state = 'failed', last_error = failure.error, finished_at = now(), lease_expires_at = NULL,
     updated_at = now()
 FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS failure(job_id, attempt, error)
-WHERE jobs.id = failure.job_id AND jobs.attempt = failure.attempt AND jobs.state = 'running'
+WHERE jobs.id = failure.job_id AND jobs.attempt = failure.attempt AND {{still_running}}
 RETURNING jobs.id
 
 -- name: release_jobs
@@ -138,7 +145,7 @@ UPDATE docko_jobs AS jobs
 SET state = 'available', attempt = jobs.attempt - 1, lease_expires_at = NULL, worker_id = NULL,
     updated_at = now()
 FROM unnest($1::uuid[], $2::integer[]) AS released(job_id, attempt)
-WHERE jobs.id = released.job_id AND jobs.attempt = released.attempt AND jobs.state = 'running'
+WHERE jobs.id = released.job_id AND jobs.attempt = released.attempt AND {{still_running}}
 RETURNING jobs.id
 
 -- name: extend_leases
@@ -146,7 +153,7 @@ RETURNING jobs.id
 UPDATE docko_jobs AS jobs
 SET lease_expires_at = now() + make_interval(secs => $4::float8)
 FROM unnest($1::uuid[], $2::integer[]) AS held(job_id, attempt)
-WHERE jobs.id = held.job_id AND jobs.attempt = held.attempt AND jobs.state = 'running'
+WHERE jobs.id = held.job_id AND jobs.attempt = held.attempt AND {{still_running}}
   AND jobs.worker_id = $3
 RETURNING jobs.id
 

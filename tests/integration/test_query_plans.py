@@ -136,3 +136,38 @@ async def test_claim_updates_no_more_rows_than_asked_on_a_million_rows(
     nodes = _nodes(json.loads(raw)[0]["Plan"])
     updates = [node for node in nodes if node["Node Type"] == "ModifyTable"]
     assert [node["Actual Rows"] for node in updates] == [100]
+
+
+OUTCOME_STATEMENTS: dict[str, tuple[Any, ...]] = {
+    "complete_jobs": ([], []),
+    "delete_completed_jobs": ([], []),
+    "retry_jobs": ([], [], [], []),
+    "fail_jobs": ([], [], []),
+    "release_jobs": ([], []),
+    "extend_leases": ([], [], "worker-1", 300.0),
+}
+
+
+@pytest.fixture
+async def long_history(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """200,000 completed jobs and statistics that show no running job: a kept history."""
+    conn = await asyncpg.connect(database_url)
+    await conn.execute(FILL, 0, 0, 200_000)
+    await conn.execute("ANALYZE docko_jobs")
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("name", sorted(OUTCOME_STATEMENTS))
+async def test_outcome_writes_find_jobs_by_primary_key_beside_a_long_history(
+    long_history: asyncpg.Connection, name: str
+) -> None:
+    nodes = await _plan(long_history, name, OUTCOME_STATEMENTS[name])
+    scans = [node for node in nodes if node.get("Relation Name") and "Scan" in node["Node Type"]]
+    indexes = {node.get("Index Name") for node in scans}
+    assert indexes == {"docko_jobs_pkey"}, (
+        f"{name}: {[(n['Node Type'], n.get('Index Name')) for n in nodes]}"
+    )
