@@ -44,6 +44,9 @@ class JobState(StrEnum):
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
+_STATES = {state.value: state for state in JobState}
+
+
 @dataclass(slots=True)
 class Job:
     """One job as stored. Handlers receive it and read ``payload``."""
@@ -77,7 +80,7 @@ class Job:
             queue_name=record["queue_name"],
             job_type=record["job_type"],
             payload=json.loads(record["payload"]),
-            state=JobState(record["state"]),
+            state=_STATES[record["state"]],
             attempt=record["attempt"],
             max_attempts=record["max_attempts"],
             priority=record["priority"],

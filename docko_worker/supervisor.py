@@ -95,6 +95,8 @@ class Supervisor:
         self.worker_id = worker_id or make_worker_id()
         self.counters = Counters()
         self._job_types = registry.job_types
+        # Per-job debug events cost even when filtered out; skip them unless asked for.
+        self._debug = config.log_level == "debug"
         self._ready: asyncio.Queue[Job | None] = asyncio.Queue()
         self._held: dict[uuid.UUID, Job] = {}
         self._running: dict[int, Job] = {}
@@ -327,9 +329,13 @@ class Supervisor:
             if not execution.abandoned:
                 self.counters.completed += 1
                 self.completer.complete(job)
-                log.debug(
-                    "job_completed", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
-                )
+                if self._debug:
+                    log.debug(
+                        "job_completed",
+                        job_id=str(job.id),
+                        job_type=job.job_type,
+                        attempt=job.attempt,
+                    )
         finally:
             if watchdog is not None:
                 watchdog.cancel()
