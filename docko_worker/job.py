@@ -80,7 +80,7 @@ class Job:
             queue_name=record["queue_name"],
             job_type=record["job_type"],
             payload=json.loads(record["payload"]),
-            state=_STATES[record["state"]],
+            state=_STATES.get(record["state"]) or JobState(record["state"]),
             attempt=record["attempt"],
             max_attempts=record["max_attempts"],
             priority=record["priority"],
