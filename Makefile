@@ -27,3 +27,9 @@ lint: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The benchmark: its own environment (benchmarks/.venv), results in benchmarks/results/.
+# Quicker runs: make bench BENCH_ARGS="--runs 1 --skip-million --systems docko"
+.PHONY: bench
+bench:
+	bash benchmarks/run.sh $(BENCH_ARGS)

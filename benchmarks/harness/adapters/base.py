@@ -1,0 +1,85 @@
+"""The interface every benchmarked system implements, and the payload shape they share.
+
+An adapter knows how to install its system's schema in an empty database, enqueue through the
+system's own public APIs (one bulk call, one single call), start the system's worker as users
+run it (a CLI subprocess), and count unfinished jobs with one SQL statement of its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+Payload = dict[str, Any]
+
+# The queue name used wherever a system has queues, and the job type / task / entrypoint name.
+QUEUE = "default"
+JOB_TYPE = "noop"
+
+
+def payload(seq: int, enqueued_at: float) -> Payload:
+    """The payload every system carries: a sequence number and the enqueue time."""
+    return {"seq": seq, "t": enqueued_at}
+
+
+def venv_script(name: str) -> str:
+    """A console script of the interpreter running the harness (``benchmarks/.venv/bin``)."""
+    return str(Path(sys.executable).parent / name)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerCommand:
+    argv: list[str]
+    env: dict[str, str]
+
+
+class System(ABC):
+    """One benchmarked system in one configuration (a row of the results table)."""
+
+    #: Short key used on the command line and in results (``docko``, ``pgqueuer``, ...).
+    key: str
+    #: Row label in the table and chart.
+    label: str
+    #: The distribution benchmarked (its version goes in the results).
+    package: str
+    #: Jobs per bulk enqueue call.
+    chunk_size: int = 5000
+
+    @abstractmethod
+    def settings(self) -> dict[str, str]:
+        """The worker configuration, as recorded in the results."""
+
+    def version(self) -> str:
+        """The installed version of ``package``."""
+        return version(self.package)
+
+    @abstractmethod
+    async def install(self, dsn: str) -> None:
+        """Create the system's schema in the (empty) database ``dsn``."""
+
+    @abstractmethod
+    async def open(self, dsn: str) -> None:
+        """Open the producer side (connection or pool) used by the enqueue methods."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close what ``open`` opened."""
+
+    @abstractmethod
+    async def enqueue_bulk(self, payloads: list[Payload]) -> None:
+        """Enqueue ``payloads`` with the system's fastest public bulk API (one call)."""
+
+    @abstractmethod
+    async def enqueue_one(self, item: Payload) -> None:
+        """Enqueue one job with the system's ordinary single-job API."""
+
+    @abstractmethod
+    def worker_command(self, dsn: str) -> WorkerCommand:
+        """The worker daemon's command line and environment (the record file is added later)."""
+
+    #: SQL returning the number of jobs not finished yet (queued or running).
+    unfinished_sql: str

@@ -1,0 +1,103 @@
+"""docko-worker: ``Queue.enqueue_many`` / ``Queue.enqueue``, and the ``docko-worker run`` daemon.
+
+Two rows use this adapter: the fast configuration (completed jobs deleted at once,
+``DOCKO_COMPLETED_RETENTION=0``) and the default retention users get out of the box (completed
+rows kept for a day). Both run 500 concurrent workers claiming 500 jobs per statement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from .base import JOB_TYPE, QUEUE, Payload, System, WorkerCommand, venv_script
+
+DEFAULT_RETENTION = 86_400
+
+# Seeds finished history directly: rows exactly as the daemon leaves completed jobs.
+SEED_COMPLETED_SQL = """
+INSERT INTO docko_jobs (id, queue_name, job_type, payload, state, attempt, max_attempts,
+                        created_at, updated_at, run_at, finished_at, worker_id)
+SELECT gen_random_uuid(), $1, $2, jsonb_build_object('seq', -n, 't', 0), 'completed', 1, 5,
+       now(), now(), now(), now(), 'seed'
+FROM generate_series(1, $3::integer) AS n
+"""
+
+
+class Docko(System):
+    package = "docko-worker"
+    chunk_size = 5000
+
+    def __init__(self, *, retention: int, worker_count: int = 500, claim_batch: int = 500) -> None:
+        self.retention = retention
+        self.worker_count = worker_count
+        self.claim_batch = claim_batch
+        if retention == 0:
+            self.key, self.label = "docko", "docko-worker"
+        else:
+            self.key, self.label = "docko-retain", "docko-worker (default retention)"
+        self._queue: Any = None
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "DOCKO_WORKER_COUNT": str(self.worker_count),
+            "DOCKO_CLAIM_BATCH_SIZE": str(self.claim_batch),
+            "DOCKO_COMPLETION_BATCH_SIZE": "500",
+            "DOCKO_COMPLETED_RETENTION": str(self.retention),
+            "DOCKO_LOG_LEVEL": "warning",
+            "DOCKO_LOG_FORMAT": "json",
+            "others": "defaults (LISTEN on, poll 1 s, pool 10, flush 5 ms)",
+            "enqueue": f"Queue.enqueue_many, {self.chunk_size} per call; Queue.enqueue for latency",
+        }
+
+    def _config(self, dsn: str) -> Any:
+        from docko_worker.config import load_config
+
+        return load_config(database_url=dsn, log_level="warning")
+
+    async def install(self, dsn: str) -> None:
+        from docko_worker import Queue
+
+        async with await Queue.connect(self._config(dsn)) as queue:
+            await queue.migrate()
+
+    async def open(self, dsn: str) -> None:
+        from docko_worker import Queue
+
+        self._queue = await Queue.connect(self._config(dsn))
+
+    async def close(self) -> None:
+        if self._queue is not None:
+            await self._queue.close()
+            self._queue = None
+
+    async def enqueue_bulk(self, payloads: list[Payload]) -> None:
+        await self._queue.enqueue_many(QUEUE, JOB_TYPE, payloads)
+
+    async def enqueue_one(self, item: Payload) -> None:
+        await self._queue.enqueue(QUEUE, JOB_TYPE, item)
+
+    def worker_command(self, dsn: str) -> WorkerCommand:
+        env = {
+            "DOCKO_DATABASE_URL": dsn,
+            "DOCKO_QUEUES": QUEUE,
+            "DOCKO_WORKER_COUNT": str(self.worker_count),
+            "DOCKO_CLAIM_BATCH_SIZE": str(self.claim_batch),
+            "DOCKO_COMPLETION_BATCH_SIZE": "500",
+            "DOCKO_COMPLETED_RETENTION": str(self.retention),
+            "DOCKO_LOG_LEVEL": "warning",
+            "DOCKO_LOG_FORMAT": "json",
+        }
+        return WorkerCommand([venv_script("docko-worker"), "run"], env)
+
+    unfinished_sql = "SELECT count(*) FROM docko_jobs WHERE state IN ('available', 'running')"
+
+    async def seed_completed(self, dsn: str, count: int) -> None:
+        """Insert ``count`` completed rows (finished history), then VACUUM ANALYZE the table."""
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(SEED_COMPLETED_SQL, QUEUE, JOB_TYPE, count, timeout=600)
+            await conn.execute("VACUUM ANALYZE docko_jobs", timeout=600)
+        finally:
+            await conn.close()
