@@ -173,7 +173,17 @@ def _run_async(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
 # Commands
 
 
+_early_signals: list[int] = []
+
+
+def _remember_signal(signum: int, _frame: object) -> None:
+    _early_signals.append(signum)
+
+
 def cmd_run(_args: argparse.Namespace) -> int:
+    # Until the event loop takes over, a SIGTERM is remembered instead of killing the process.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _remember_signal)
     config = _configured()
     config.require_database_url()
     registry = HandlerRegistry()
@@ -203,6 +213,8 @@ async def run_daemon(config: Config, registry: HandlerRegistry) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    for early in _early_signals:
+        on_signal(early)
 
     log.info(
         "daemon_starting",

@@ -103,6 +103,11 @@ class Config(BaseSettings):
         default=None, description="json or console; default console on a TTY, JSON otherwise."
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _valid_dsn(cls, value: str | None) -> str | None:
+        return None if value is None else check_dsn(value)
+
     @field_validator("queues", mode="before")
     @classmethod
     def _split_queues(cls, value: object) -> object:
@@ -182,6 +187,30 @@ def unknown_env_vars(environ: dict[str, str] | None = None) -> list[str]:
     )
 
 
+def _bad_ports(hostports: str) -> bool:
+    """Whether a URL's host list (``h1:5432,[::1]:5433``) has a port that is not a number."""
+    for hostport in hostports.split(","):
+        port = hostport.rpartition("]")[2] if hostport.startswith("[") else hostport
+        if ":" in port and not port.split(":", 1)[1].isdigit():
+            return True
+    return False
+
+
+def check_dsn(dsn: str) -> str:
+    """Refuse a DSN asyncpg would choke on, without repeating it (it may hold a password)."""
+    if "://" not in dsn:
+        return dsn  # a libpq keyword string ("host=... dbname=..."), left to asyncpg
+    scheme = dsn.split("://", 1)[0].lower()
+    if scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"must be a postgresql:// URL, not {scheme}://")
+    netloc = urlsplit(dsn).netloc
+    if _bad_ports(netloc.rpartition("@")[2]):
+        raise ValueError(
+            "the port is not a number (a password without its user, or a host without '@'?)"
+        )
+    return dsn
+
+
 def redact_dsn(dsn: str | None) -> str:
     """The DSN with its password replaced, safe to log."""
     if not dsn:
@@ -191,9 +220,13 @@ def redact_dsn(dsn: str | None) -> str:
     except ValueError:
         return "<unparseable dsn>"
     netloc = parts.netloc
-    if parts.password is not None:
+    if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    elif _bad_ports(netloc):
+        # "user:password/db" with the host forgotten: what follows the colon may be a secret.
+        netloc = netloc.split(":", 1)[0] + ":***"
     query = parts.query
     if "password=" in query:
         query = "&".join(

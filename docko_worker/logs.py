@@ -21,22 +21,42 @@ _LEVELS = {
 
 
 def configure_logging(level: str = "info", log_format: str | None = None) -> None:
-    """Configure structlog for the process; ``log_format`` None picks by whether stderr is a TTY."""
+    """Configure structlog for the process; ``log_format`` None picks by whether stderr is a TTY.
+
+    Records of the standard ``logging`` module (asyncpg's, a handler's) go through the same
+    renderer, so stderr stays one format: JSON lines stay JSON lines.
+    """
     if log_format is None:
         log_format = "console" if sys.stderr.isatty() else "json"
-    processors: list[Any] = [
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
+    renderer: list[Any]
     if log_format == "json":
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        renderer = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=False))
+        renderer = [structlog.dev.ConsoleRenderer(colors=False)]
     structlog.configure(
-        processors=processors,
+        processors=shared + renderer,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(_LEVELS[level])
+    # During a database outage asyncpg's pool logs a traceback for every reconnection attempt;
+    # the daemon's own events (claim_failed, database_unavailable, ...) already say it.
+    logging.getLogger("asyncpg.pool").setLevel(
+        logging.DEBUG if level == "debug" else logging.CRITICAL
     )

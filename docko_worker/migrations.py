@@ -44,17 +44,26 @@ def available_migrations(directory: Path | None = None) -> list[Migration]:
 
 
 async def applied_versions(conn: Any) -> set[int]:
-    await conn.execute(SQL.create_migration_table)
+    """The versions recorded so far (none if the version table does not exist); read-only."""
+    if not await conn.fetchval(SQL.migration_table_exists):
+        return set()
     rows = await conn.fetch(SQL.applied_migrations)
     return {row["version"] for row in rows}
 
 
 async def migrate(conn: Any, directory: Path | None = None) -> list[Migration]:
-    """Apply every migration not yet recorded; returns those applied (empty: already current)."""
+    """Apply every migration not yet recorded; returns those applied (empty: already current).
+
+    A current schema is recognised with reads alone, so a role without CREATE rights may call
+    this at every start.
+    """
     migrations = available_migrations(directory)
+    if not await pending_migrations(conn, directory):
+        return []
     applied: list[Migration] = []
     async with conn.transaction():
         await conn.execute(SQL.migration_lock)
+        await conn.execute(SQL.create_migration_table)
         done = await applied_versions(conn)
         for migration in migrations:
             if migration.version in done:
@@ -71,6 +80,5 @@ async def migrate(conn: Any, directory: Path | None = None) -> list[Migration]:
 
 
 async def pending_migrations(conn: Any, directory: Path | None = None) -> list[Migration]:
-    async with conn.transaction():
-        done = await applied_versions(conn)
+    done = await applied_versions(conn)
     return [m for m in available_migrations(directory) if m.version not in done]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -38,9 +37,6 @@ from .waker import Waker
 
 log = structlog.get_logger("docko_worker.queue")
 
-# JSON's escape for a NUL character (an odd number of backslashes before u0000).
-_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-
 # Attempts to resolve a dedupe conflict whose holder finished between insert and look-up.
 _DEDUPE_RETRIES = 5
 
@@ -51,8 +47,6 @@ def encode_payload(payload: Any) -> str:
         text = json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"payload is not JSON-serializable: {exc}") from None
-    if _ESCAPED_NUL.search(text):
-        raise PayloadError("payload contains a NUL character, which PostgreSQL jsonb cannot store")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

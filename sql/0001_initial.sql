@@ -18,7 +18,9 @@ CREATE TABLE docko_jobs (
     worker_id        text,
     dedupe_key       text,
     last_error       text,
-    payload          jsonb           NOT NULL
+    -- json, not jsonb: the payload comes back exactly as it was written (jsonb would turn 1e16
+    -- into an integer and cannot hold a NUL character), and json is cheaper to write and read.
+    payload          json            NOT NULL
 );
 
 -- Claimable rows only: finished history and running jobs never slow a claim.

@@ -1,6 +1,6 @@
 -- Every statement docko-worker runs, by name. Loaded by docko_worker/statements.py.
 -- A "-- fragment:" block is text that "{{name}}" pastes into later statements.
--- Payloads travel as JSON text both ways ($n::text::jsonb in, payload::text out), so the
+-- Payloads travel as JSON text both ways ($n::text::json in, payload::text out), so the
 -- statements behave the same on a caller's connection whatever JSON codec it has set.
 
 -- fragment: job_columns
@@ -18,6 +18,10 @@ jobs.state::text = 'running'
 -- name: migration_lock
 -- Serializes migrations across replicas that start together; released at commit.
 SELECT pg_advisory_xact_lock(hashtext('docko_worker:migrate'))
+
+-- name: migration_table_exists
+-- Read-only, so a daemon without CREATE rights can see that the schema is current.
+SELECT to_regclass('docko_schema_migrations') IS NOT NULL
 
 -- name: create_migration_table
 CREATE TABLE IF NOT EXISTS docko_schema_migrations (
@@ -37,7 +41,7 @@ INSERT INTO docko_schema_migrations (version, name) VALUES ($1, $2)
 -- NOTIFY is delivered when the surrounding transaction commits, never on rollback.
 WITH inserted AS (
     INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at, dedupe_key)
-    VALUES (gen_random_uuid(), $1, $2, $3::text::jsonb, $4, $5,
+    VALUES (gen_random_uuid(), $1, $2, $3::text::json, $4, $5,
             COALESCE($6::timestamptz, now()) + make_interval(secs => $7::float8), $8)
     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('available', 'running')
     DO NOTHING
@@ -52,7 +56,7 @@ SELECT {{job_columns}} FROM inserted, notified
 -- after its run_at. One NOTIFY per queue, not per job.
 WITH inserted AS (
     INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at)
-    SELECT gen_random_uuid(), item.queue_name, item.job_type, item.payload::jsonb, item.priority,
+    SELECT gen_random_uuid(), item.queue_name, item.job_type, item.payload::json, item.priority,
            item.max_attempts, COALESCE(item.run_at, now()) + make_interval(secs => $8::float8)
     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::timestamptz[])
          WITH ORDINALITY AS item(queue_name, job_type, payload, priority, max_attempts, run_at, position)

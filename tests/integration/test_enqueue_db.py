@@ -98,7 +98,7 @@ async def test_enqueue_notifies_the_queue_name(
 async def test_non_json_payload_raises_and_writes_nothing(
     queue: Queue, db: asyncpg.Connection, notifications: asyncio.Queue[str]
 ) -> None:
-    for payload in [{"tags": {"a", "b"}}, object(), float("nan"), {"text": "nul \x00 here"}]:
+    for payload in [{"tags": {"a", "b"}}, object(), float("nan"), {"text": "lone \ud800 half"}]:
         with pytest.raises(PayloadError):
             await queue.enqueue("default", "ocr", payload)
         with pytest.raises(PayloadError):

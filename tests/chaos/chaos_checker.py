@@ -1,0 +1,376 @@
+"""The checker run after every chaos run: was every job run, and run the right number of times?
+
+It reads the jobs table, the executions the chaos handlers recorded in ``chaos_runs`` (one row per
+handler start; ``finished_at`` and ``outcome`` stamped at the end, so a run whose daemon died stays
+unfinished) and what the test did and the daemons logged (``Faults``), and checks:
+
+- none lost: every enqueued id is in ``docko_jobs``;
+- every job is final: ``completed``, or ``failed`` with ``last_error`` after its last attempt
+  (``attempt == max_attempts``) unless its last execution raised a ``PermanentError``; nothing is
+  left ``available`` or ``running``; ``attempt`` never exceeds ``max_attempts``;
+- each attempt ``1..attempt`` of a job has exactly one execution, except that
+  - an attempt may have none if its lease expired before the handler started (the claiming worker
+    died, or its claim's answer was lost with its connection): an *unexecuted claim*, and
+  - an attempt may have extra, earlier executions that were interrupted and handed back at shutdown
+    without spending the attempt (``job_released``);
+- every execution that did not decide its attempt's outcome is explained: an interrupted run
+  (started, never finished) by a SIGKILL of its pid, an expired lease, a job timeout or a
+  hand-back; a
+  *duplicate*, a successful execution that is not the one that completed the job (at-least-once),
+  by its worker's death (SIGKILL of its pid) or by the loss of its lease (``job_lease_expired``:
+  connection terminated, database restarted, event loop blocked);
+- a completed job's deciding execution succeeded, a failed job's did not (or its lease expired).
+
+Anything else is a problem; ``check`` returns them all with the counts for the report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+FINAL_STATES = ("completed", "failed")
+# Outcomes the chaos handlers record.
+OK, FAIL, PERMANENT, IGNORED_CANCEL = "ok", "fail", "permanent", "ignored_cancel"
+
+JOBS_QUERY = "SELECT id, state::text AS state, attempt, max_attempts, last_error FROM docko_jobs"
+RUNS_QUERY = (
+    "SELECT run_id, job_id, attempt, pid, started_at, finished_at, outcome FROM chaos_runs"
+    " ORDER BY started_at, run_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    job_id: UUID
+    attempt: int
+    pid: int
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
+
+
+@dataclass
+class Faults:
+    """What was done to the fleet, and what the daemons logged about leases and hand-backs."""
+
+    killed: dict[int, float] = field(default_factory=dict)  # pid -> time of its SIGKILL
+    terminations: list[tuple[float, int]] = field(default_factory=list)  # (time, backends)
+    restarts: list[tuple[float, float]] = field(default_factory=list)  # server down .. up
+    lease_expired: set[tuple[UUID, int]] = field(default_factory=set)
+    released: Counter[tuple[UUID, int]] = field(default_factory=Counter)
+    ignored_cancellation: set[tuple[UUID, int]] = field(default_factory=set)
+    refused: set[tuple[UUID, int]] = field(default_factory=set)
+    timed_out: set[tuple[UUID, int]] = field(default_factory=set)
+
+    def add_events(self, events: list[dict[str, Any]]) -> None:
+        """Take the lease and hand-back events out of the daemons' JSON logs."""
+        for record in events:
+            event, job_id, attempt = (
+                record.get("event"),
+                record.get("job_id"),
+                record.get("attempt"),
+            )
+            if job_id is None or not isinstance(attempt, int):
+                continue
+            key = (UUID(str(job_id)), attempt)
+            if event == "job_lease_expired":
+                self.lease_expired.add(key)
+            elif event == "job_released":
+                self.released[key] += 1
+            elif event == "job_ignored_cancellation":
+                self.ignored_cancellation.add(key)
+            elif event == "outcome_refused_lease_lost":
+                self.refused.add(key)
+            elif event in ("job_retry_scheduled", "job_failed") and str(
+                record.get("error", "")
+            ).startswith("JobTimeout"):
+                self.timed_out.add(key)
+
+    def in_restart(self, run: Run) -> bool:
+        """Whether ``run`` was under way while the server was down."""
+        started = run.started_at.timestamp()
+        finished = run.finished_at.timestamp() if run.finished_at else float("inf")
+        return any(started <= up and finished >= down for down, up in self.restarts)
+
+
+@dataclass
+class Result:
+    """The counts of one run, and every problem found."""
+
+    fault: str
+    jobs: int = 0
+    executions: int = 0
+    completed: int = 0
+    failed: int = 0
+    lost: int = 0
+    unexecuted_claims: int = 0
+    handed_back_runs: int = 0
+    interrupted: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    duplicate_examples: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duplicate_count(self) -> int:
+        return sum(self.duplicates.values())
+
+    def summary(self) -> str:
+        dup = ", ".join(f"{n} {cause}" for cause, n in sorted(self.duplicates.items()))
+        intr = ", ".join(f"{n} {cause}" for cause, n in sorted(self.interrupted.items()))
+        notes = "".join(f"; {key}: {value}" for key, value in self.notes.items())
+        return (
+            f"{self.fault}: jobs {self.jobs}, executions {self.executions}, completed "
+            f"{self.completed}, failed {self.failed}, duplicates {self.duplicate_count}"
+            f"{f' ({dup})' if dup else ''}, interrupted runs {sum(self.interrupted.values())}"
+            f"{f' ({intr})' if intr else ''}, unexecuted claims {self.unexecuted_claims}, "
+            f"handed back mid-run {self.handed_back_runs}, lost {self.lost}{notes}"
+        )
+
+    def assert_ok(self) -> None:
+        if self.problems:
+            shown = "\n  ".join(self.problems[:40])
+            more = f"\n  ... and {len(self.problems) - 40} more" if len(self.problems) > 40 else ""
+            raise AssertionError(
+                f"{len(self.problems)} problem(s) after {self.fault}:\n  {shown}{more}\n"
+                + self.summary()
+            )
+
+
+def _why_unfinished(run: Run, faults: Faults, handed_back: bool) -> str | None:
+    if handed_back:
+        return "handed back at shutdown"
+    if run.pid in faults.killed:
+        return "its daemon was SIGKILLed"
+    if (run.job_id, run.attempt) in faults.ignored_cancellation:
+        return "abandoned after ignoring cancellation"
+    if (run.job_id, run.attempt) in faults.timed_out:
+        return "cancelled by its job timeout"
+    if (run.job_id, run.attempt) in faults.lease_expired:
+        return "its lease expired"
+    return None
+
+
+def _why_duplicate(run: Run, faults: Faults) -> tuple[str, str] | None:
+    """Why a successful execution did not complete its job, if the run's record tells."""
+    key = (run.job_id, run.attempt)
+    what = f"job {run.job_id} attempt {run.attempt}: succeeded in pid {run.pid}"
+    if run.pid in faults.killed:
+        killed_at = faults.killed[run.pid]
+        finished = run.finished_at.timestamp() if run.finished_at else killed_at
+        return (
+            "worker SIGKILLed before its completion was written",
+            f"{what}, which was SIGKILLed {max(0.0, killed_at - finished):.2f}s after the run "
+            "finished",
+        )
+    if key in faults.lease_expired:
+        where = " (during the PostgreSQL restart)" if faults.in_restart(run) else ""
+        if faults.terminations and not where:
+            where = " (its daemon's connections were terminated)"
+        return (
+            "lease expired before the completion was written" + where,
+            f"{what} but the lease expired (job_lease_expired){where}, so the job ran again",
+        )
+    if key in faults.timed_out:
+        return (
+            "job timeout struck as the handler returned",
+            f"{what}: its last write landed, but the job timeout cancelled it on its way out",
+        )
+    if key in faults.released:
+        return (
+            "handed back at shutdown as the handler returned",
+            f"{what}: its last write landed, but the shutdown cancelled it on its way out",
+        )
+    return None
+
+
+def check(
+    fault: str,
+    enqueued: list[UUID],
+    job_rows: list[Any],
+    run_rows: list[Any],
+    faults: Faults,
+) -> Result:
+    """Check one chaos run; see the module docstring for the rules."""
+    result = Result(fault)
+    jobs = {row["id"]: row for row in job_rows}
+    runs: dict[UUID, list[Run]] = defaultdict(list)
+    for row in run_rows:
+        runs[row["job_id"]].append(
+            Run(
+                row["job_id"],
+                row["attempt"],
+                row["pid"],
+                row["started_at"],
+                row["finished_at"],
+                row["outcome"],
+            )
+        )
+    problems = result.problems
+    result.jobs = len(enqueued)
+    result.executions = sum(len(runs[job_id]) for job_id in enqueued)
+    missing = [job_id for job_id in enqueued if job_id not in jobs]
+    result.lost = len(missing)
+    problems += [f"job {job_id} lost: not in docko_jobs" for job_id in missing[:20]]
+    strays = set(runs) - set(enqueued)
+    if strays:
+        problems.append(f"{len(strays)} executions of jobs that were never enqueued")
+
+    for job_id in enqueued:
+        job = jobs.get(job_id)
+        if job is None:
+            continue
+        _check_job(job, runs.get(job_id, []), faults, result)
+    return result
+
+
+def _check_job(job: Any, runs: list[Run], faults: Faults, result: Result) -> None:
+    problems = result.problems
+    job_id, state, attempt = job["id"], job["state"], job["attempt"]
+    name = (
+        f"job {job_id} ({state}, attempt {attempt}/{job['max_attempts']}, "
+        f"last_error {(job['last_error'] or '')[:200]!r})"
+    )
+    if state not in FINAL_STATES:
+        problems.append(f"{name} was left {state}")
+        return
+    if state == "completed":
+        result.completed += 1
+    else:
+        result.failed += 1
+    if attempt > job["max_attempts"]:
+        problems.append(f"{name}: attempt exceeds max_attempts")
+    if attempt < 1:
+        problems.append(f"{name}: final without ever being claimed")
+        return
+    by_attempt: dict[int, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_attempt[run.attempt].append(run)
+    beyond = sorted(a for a in by_attempt if a > attempt or a < 1)
+    if beyond:
+        problems.append(f"{name}: executions recorded for attempts {beyond}")
+
+    deciding: Run | None = None
+    for number in range(1, attempt + 1):
+        attempt_runs = by_attempt.get(number, [])
+        key = (job_id, number)
+        if not attempt_runs:
+            if key in faults.lease_expired or (
+                number == attempt and (job["last_error"] or "").startswith("LeaseExpired")
+            ):
+                result.unexecuted_claims += 1
+            else:
+                problems.append(f"{name}: attempt {number} was spent but its handler never ran")
+            continue
+        releases = faults.released[key]
+        *earlier, last = attempt_runs
+        for run in earlier:
+            # Two executions under one attempt number: only a hand-back returns the attempt.
+            if releases > 0:
+                releases -= 1
+                result.handed_back_runs += 1
+                if run.outcome == OK:  # cancelled by the shutdown just after its last write
+                    cause, example = _why_duplicate(run, faults) or ("handed back", str(run))
+                    result.duplicates[cause] += 1
+                    result.duplicate_examples.append(example)
+            else:
+                problems.append(
+                    f"{name}: attempt {number} ran more than once (pid {run.pid}, outcome "
+                    f"{run.outcome}) without being handed back"
+                )
+        if number == attempt:
+            deciding = last
+            continue
+        _check_superseded(name, last, faults, result)
+
+    last_error = job["last_error"]
+    if deciding is None:
+        # The deciding attempt never ran its handler: only a lease expiry can have failed it.
+        if state == "completed":
+            problems.append(f"{name}: completed, but its last attempt never ran its handler")
+        elif not (last_error or "").startswith("LeaseExpired") or attempt != job["max_attempts"]:
+            problems.append(f"{name}: failed with {last_error!r} but its last attempt never ran")
+        return
+    if state == "completed":
+        if deciding.outcome != OK:
+            problems.append(
+                f"{name}: completed, but its last execution's outcome is {deciding.outcome}"
+            )
+        return
+    if not last_error:
+        problems.append(f"{name}: failed without last_error")
+    if deciding.outcome == PERMANENT:
+        if not (last_error or "").startswith("BadPayload"):
+            problems.append(f"{name}: failed permanently but last_error is {last_error!r}")
+        return
+    if attempt != job["max_attempts"]:
+        problems.append(f"{name}: failed before its last attempt ({last_error!r})")
+    if deciding.outcome in (FAIL, IGNORED_CANCEL):
+        return
+    # The last attempt's lease expired: its run was cut off, or its success was not written.
+    if not (last_error or "").startswith("LeaseExpired"):
+        problems.append(
+            f"{name}: failed with {last_error!r} but its last execution's outcome is "
+            f"{deciding.outcome}"
+        )
+    _check_superseded(name, deciding, faults, result)
+
+
+def _check_superseded(name: str, run: Run, faults: Faults, result: Result) -> None:
+    """``run`` is the last execution of an attempt that did not decide the job's outcome."""
+    key = (run.job_id, run.attempt)
+    if run.outcome in (FAIL, PERMANENT):
+        return
+    if run.outcome == IGNORED_CANCEL:
+        if key not in faults.ignored_cancellation:
+            result.problems.append(
+                f"{name}: attempt {run.attempt} ignored cancellation, but no daemon logged "
+                "job_ignored_cancellation for it"
+            )
+        return
+    if run.outcome is None:
+        why = _why_unfinished(run, faults, handed_back=False)
+        if why is None:
+            result.problems.append(
+                f"{name}: attempt {run.attempt} was interrupted in pid {run.pid} for no known "
+                "reason (not killed, no lease expiry logged)"
+            )
+        else:
+            result.interrupted[why] += 1
+        return
+    if run.outcome == OK:
+        explained = _why_duplicate(run, faults)
+        if explained is None:
+            result.problems.append(
+                f"{name}: attempt {run.attempt} succeeded in pid {run.pid} and the job ran again"
+                " with no kill or lease expiry to explain it (duplicate execution)"
+            )
+            return
+        cause, example = explained
+        result.duplicates[cause] += 1
+        result.duplicate_examples.append(example)
+        return
+    result.problems.append(f"{name}: attempt {run.attempt} has unknown outcome {run.outcome!r}")
+
+
+@dataclass
+class ChaosReport:
+    """Every fault's result, for the end-of-session report (see ``conftest.py``)."""
+
+    results: list[Result] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, result: Result) -> None:
+        self.results.append(result)
+
+    def note(self, line: str) -> None:
+        self.lines.append(line)
+
+
+async def collect(conn: Any) -> tuple[list[Any], list[Any]]:
+    """The job rows and execution rows the checker reads."""
+    return await conn.fetch(JOBS_QUERY), await conn.fetch(RUNS_QUERY)

@@ -1,0 +1,151 @@
+"""The servers the chaos tests start: a PostgreSQL cluster of their own, and PgBouncer.
+
+PostgreSQL's ``initdb``/``postgres`` and PgBouncer refuse to run as root, so when the suite runs
+as root they run as the ``postgres`` OS user (the switch happens in the child before ``exec``, so
+the process the fixture holds is the server itself), in temporary directories that user owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PG_BIN = Path(os.environ.get("CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+OS_USER = "postgres"
+
+
+def os_user(cwd: Path) -> dict[str, object]:
+    """``subprocess`` options that run a server as the ``postgres`` OS user when we are root
+    (initdb, postgres and pgbouncer refuse root); the switch happens in the child before exec, so
+    the process we hold is the server itself and our signals reach it."""
+    if os.geteuid() != 0:
+        return {"cwd": cwd}
+    return {"cwd": cwd, "user": OS_USER, "group": OS_USER, "extra_groups": []}
+
+
+def owned_temp_dir(prefix: str) -> Path:
+    """A temporary directory the server's OS user owns (outside root-only pytest dirs)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() == 0:
+        shutil.chown(path, OS_USER, OS_USER)
+    return path
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the process exited with status {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing answers on port {port} after {timeout:g}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class OwnCluster:
+    """A PostgreSQL cluster of the suite's own, which tests may stop and start."""
+
+    directory: Path
+    port: int
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "server.log"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _pg_ctl(self, *args: str, timeout: float = 60.0) -> None:
+        result = subprocess.run(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            **os_user(self.directory),  # type: ignore[call-overload]
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pg_ctl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}"
+                f"\n{result.stderr}\n{self.tail_log()}"
+            )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            "-c max_connections=200 -c fsync=off -c full_page_writes=off"
+        )
+        self._pg_ctl("-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._pg_ctl("-m", mode, "-w", "-t", "60", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def tail_log(self, lines: int = 30) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "--- server log:\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def pgbouncer_binary() -> str:
+    """The pgbouncer executable, installed from the Debian archive if missing and root."""
+    found = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+    )
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(
+            "pgbouncer is not installed and cannot be installed here (not root, or no apt-get): "
+            "install PgBouncer (Debian: apt-get install pgbouncer) to run the PgBouncer test"
+        )
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "pgbouncer"]
+    result = subprocess.run(install, capture_output=True, text=True, env=env, timeout=600)
+    if result.returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=600)
+        result = subprocess.run(install, capture_output=True, text=True, env=env, timeout=600)
+    found = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+    )
+    if not found:
+        pytest.fail(
+            "pgbouncer is not installed and 'apt-get install pgbouncer' failed:\n"
+            f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )
+    return found
+
+
+@dataclass
+class PgBouncer:
+    port: int
+    version: str
+    directory: Path
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def log(self) -> str:
+        try:
+            return (self.directory / "pgbouncer.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
