@@ -22,14 +22,25 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+# UUIDv7 below the 48-bit millisecond timestamp: version (4 bits), 12 random bits, variant
+# (2 bits), 62 random bits. The mask keeps the random bits of 80 and clears version and variant.
+_V7_RANDOM_MASK = 0x0FFF_3FFF_FFFF_FFFF_FFFF
+_V7_VERSION_AND_VARIANT = (0x7 << 76) | (0x2 << 62)
+
+
+def new_job_ids(count: int) -> list[UUID]:
+    """Time-ordered UUIDs (version 7): ids made together sit together in the primary key index,
+    so bulk inserts touch few index pages."""
+    head = (time.time_ns() // 1_000_000) << 80 | _V7_VERSION_AND_VARIANT
+    noise = os.urandom(10 * count)
+    return [
+        UUID(int=head | int.from_bytes(noise[i : i + 10], "big") & _V7_RANDOM_MASK)
+        for i in range(0, 10 * count, 10)
+    ]
+
 
 def new_job_id() -> UUID:
-    """A time-ordered UUID (version 7): ids made together sit together in the primary key index,
-    so bulk inserts touch few index pages."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return UUID(int=value)
+    return new_job_ids(1)[0]
 
 
 class JobState(StrEnum):

@@ -14,7 +14,7 @@ from itertools import repeat
 from typing import Any
 from uuid import UUID
 
-from .job import Job, new_job_id
+from .job import Job, new_job_ids
 from .statements import SQL
 
 NOTIFY_CHANNEL = "docko_jobs"
@@ -102,7 +102,7 @@ class JobStore:
         Only for the store's own pool: COPY encodes jsonb with the connection's codec, which a
         caller's connection may have replaced.
         """
-        ids = [new_job_id() for _ in payloads_json]
+        ids = new_job_ids(len(payloads_json))
         records = zip(
             ids,
             repeat(queue_name),
