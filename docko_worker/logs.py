@@ -20,6 +20,37 @@ _LEVELS = {
 }
 
 
+class _StderrLogger:
+    """Writes rendered lines to stderr and never raises.
+
+    A log line must not be able to stop the daemon: when stderr is a closed pipe (the reader
+    went away) or a full disk, the line is dropped, and shutdown still hands jobs back.
+    """
+
+    def msg(self, message: str) -> None:
+        try:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = msg
+
+
+def _stderr_logger_factory(*_args: Any) -> _StderrLogger:
+    return _STDERR_LOGGER
+
+
+_STDERR_LOGGER = _StderrLogger()
+
+
+class _QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that drops a record it cannot write instead of reporting it on stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def configure_logging(level: str = "info", log_format: str | None = None) -> None:
     """Configure structlog for the process; ``log_format`` None picks by whether stderr is a TTY.
 
@@ -42,10 +73,10 @@ def configure_logging(level: str = "info", log_format: str | None = None) -> Non
     structlog.configure(
         processors=shared + renderer,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger_factory,
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _QuietStreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
