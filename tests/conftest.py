@@ -9,9 +9,14 @@ notifications.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +32,63 @@ LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 def with_database(dsn: str, database: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def install_package(package: Path, target: Path) -> Path:
+    """``pip install`` a test package (and its entry points) into ``target``, offline.
+
+    Daemons under test get ``target`` on PYTHONPATH: a real install, without touching the
+    environment the tests run in.
+    """
+    if importlib.util.find_spec("hatchling") is None:
+        pytest.fail(
+            f"the test handler packages build with hatchling, which is not installed in this "
+            f"environment: run {sys.executable} -m pip install hatchling"
+        )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"pip could not install {package}:\n{result.stdout}\n{result.stderr}")
+    return target
+
+
+async def run_admin(server_dsn: str, statement: str) -> None:
+    """One statement on the server's admin database (CREATE / DROP DATABASE)."""
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+@contextmanager
+def scratch_database(server_dsn: str, prefix: str, template: str | None = None) -> Iterator[str]:
+    """A database of its own (a copy of ``template`` if given), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    asyncio.run(run_admin(server_dsn, f'CREATE DATABASE "{name}"{copy}'))
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        asyncio.run(run_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _answers(dsn: str) -> bool:
@@ -87,18 +149,8 @@ def template_database(server_dsn: str) -> Iterator[str]:
 @pytest.fixture
 def database_url(server_dsn: str, template_database: str) -> Iterator[str]:
     """A freshly migrated database of its own for this test."""
-    name = f"docko_test_{uuid.uuid4().hex[:12]}"
-
-    async def run(statement: str) -> None:
-        admin = await asyncpg.connect(server_dsn)
-        try:
-            await admin.execute(statement)
-        finally:
-            await admin.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
-    yield with_database(server_dsn, name)
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(server_dsn, "docko_test", template_database) as url:
+        yield url
 
 
 def fast_config(database_url: str, **overrides: Any) -> Config:

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,6 +37,8 @@ from chaos_servers import (
     pgbouncer_binary,
     wait_for_port,
 )
+
+from tests.conftest import install_package
 
 HERE = Path(__file__).parent
 
@@ -120,41 +120,10 @@ def pytest_terminal_summary(
 # The handler package and daemons
 
 
-def _pip_install(package: Path, target: Path) -> Path:
-    if importlib.util.find_spec("hatchling") is None:
-        pytest.fail(
-            "the chaos handler package builds with hatchling, which is not installed in this "
-            f"environment: run {sys.executable} -m pip install hatchling"
-        )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"pip could not install {package}:\n{result.stdout}\n{result.stderr}")
-    return target
-
-
 @pytest.fixture(scope="session")
 def chaos_handlers_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory holding the installed ``docko-chaos-handlers`` distribution."""
-    return _pip_install(HERE / "handler_pkg", tmp_path_factory.mktemp("chaos-handlers"))
+    return install_package(HERE / "handler_pkg", tmp_path_factory.mktemp("chaos-handlers"))
 
 
 @pytest.fixture

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,50 +25,21 @@ from e2e_helpers import (
     with_credentials,
 )
 
+from tests.conftest import install_package
+
 HERE = Path(__file__).parent
-
-
-def _pip_install(package: Path, target: Path) -> Path:
-    if importlib.util.find_spec("hatchling") is None:
-        pytest.fail(
-            "the e2e handler packages build with hatchling, which is not installed in this "
-            f"environment: run {sys.executable} -m pip install hatchling"
-        )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"pip could not install {package}:\n{result.stdout}\n{result.stderr}")
-    return target
 
 
 @pytest.fixture(scope="session")
 def handlers_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory holding the installed ``docko-e2e-handlers`` distribution."""
-    return _pip_install(HERE / "handler_pkg", tmp_path_factory.mktemp("e2e-handlers"))
+    return install_package(HERE / "handler_pkg", tmp_path_factory.mktemp("e2e-handlers"))
 
 
 @pytest.fixture(scope="session")
 def broken_handlers_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory holding ``docko-e2e-broken``, whose entry point does not import."""
-    return _pip_install(HERE / "broken_pkg", tmp_path_factory.mktemp("e2e-broken"))
+    return install_package(HERE / "broken_pkg", tmp_path_factory.mktemp("e2e-broken"))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from docko_worker import Config
 from docko_worker.store import NOTIFY_CHANNEL
-from tests.conftest import fast_config, with_database
+from tests.conftest import fast_config, scratch_database
 
 
 @pytest.fixture
@@ -28,18 +27,8 @@ def make_config(database_url: str) -> Callable[..., Config]:
 @pytest.fixture
 def empty_database_url(server_dsn: str) -> Iterator[str]:
     """A database of its own with no schema at all (for migration tests)."""
-    name = f"docko_empty_{uuid.uuid4().hex[:12]}"
-
-    async def run(statement: str) -> None:
-        admin = await asyncpg.connect(server_dsn)
-        try:
-            await admin.execute(statement)
-        finally:
-            await admin.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    yield with_database(server_dsn, name)
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(server_dsn, "docko_empty") as url:
+        yield url
 
 
 @pytest.fixture

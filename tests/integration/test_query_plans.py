@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ import asyncpg
 import pytest
 
 from docko_worker.statements import load_statements
-from tests.conftest import with_database
+from tests.conftest import scratch_database
 
 AVAILABLE = 800_000
 RUNNING = 100_000
@@ -49,15 +48,8 @@ HOT_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
 @pytest.fixture(scope="module")
 def million_jobs_url(server_dsn: str, template_database: str) -> Iterator[str]:
     """One database for the whole module: filling a million rows takes seconds."""
-    name = f"docko_plans_{uuid.uuid4().hex[:12]}"
-    url = with_database(server_dsn, name)
 
-    async def create() -> None:
-        admin = await asyncpg.connect(server_dsn)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        finally:
-            await admin.close()
+    async def fill(url: str) -> None:
         conn = await asyncpg.connect(url)
         try:
             await conn.execute(FILL, AVAILABLE, RUNNING, COMPLETED)
@@ -65,16 +57,9 @@ def million_jobs_url(server_dsn: str, template_database: str) -> Iterator[str]:
         finally:
             await conn.close()
 
-    async def drop() -> None:
-        admin = await asyncpg.connect(server_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
-    yield url
-    asyncio.run(drop())
+    with scratch_database(server_dsn, "docko_plans", template_database) as url:
+        asyncio.run(fill(url))
+        yield url
 
 
 @pytest.fixture
