@@ -107,7 +107,7 @@ def format_summary(outcome: Outcome) -> str:
     lines.append(label("failed", f"{failed}: {', '.join(reasons)}" if reasons else failed))
     for job in outcome.examples:
         lines.append(
-            f"    {job.job_type} {str(job.id)[:8]} {job.attempt}/{job.max_attempts}  "
+            f"    {job.job_type} {str(job.id)[-8:]} {job.attempt}/{job.max_attempts}  "
             f"{job.last_error}"
         )
     average = outcome.busy_seconds / outcome.attempts * 1000 if outcome.attempts else 0.0
