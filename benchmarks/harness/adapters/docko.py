@@ -2,7 +2,8 @@
 
 Two rows use this adapter: the fast configuration (completed jobs deleted at once,
 ``DOCKO_COMPLETED_RETENTION=0``) and the default retention users get out of the box (completed
-rows kept for a day). Both run 500 concurrent workers claiming 500 jobs per statement.
+rows kept for a day). Both run 1,000 concurrent workers claiming up to 500 jobs per statement:
+twice the batch, so one claim is in flight while the previous batch runs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Docko(System):
     package = "docko-worker"
     chunk_size = 5000
 
-    def __init__(self, *, retention: int, worker_count: int = 500, claim_batch: int = 500) -> None:
+    def __init__(self, *, retention: int, worker_count: int = 1000, claim_batch: int = 500) -> None:
         self.retention = retention
         self.worker_count = worker_count
         self.claim_batch = claim_batch
