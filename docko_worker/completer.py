@@ -19,6 +19,7 @@ from uuid import UUID
 import structlog
 
 from .job import Job
+from .settle import settle
 from .store import JobStore
 
 log = structlog.get_logger("docko_worker.completer")
@@ -114,9 +115,7 @@ class Completer:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="docko-completer")
         task, self._task = self._task, None
-        try:
-            await asyncio.wait_for(task, timeout=grace)
-        except TimeoutError:
+        if await settle({task}, grace=grace, cancel_first=False):
             log.error("outcomes_not_written", outcomes=len(self._pending), grace=grace)
 
     async def _run(self) -> None:

@@ -31,11 +31,17 @@ from .maintenance import Pruner, Rescuer
 from .migrations import Migration, migrate
 from .pool import connect, create_pool
 from .registry import Handler, HandlerRegistry
+from .settle import settle
 from .store import JobStore
 from .supervisor import Supervisor
 from .waker import Waker
 
 log = structlog.get_logger("docko_worker.queue")
+
+# Seconds ``stop`` waits for the LISTEN connection to close.
+WAKER_STOP_GRACE = 5.0
+# Seconds ``close`` waits for the pool's connections before terminating them.
+POOL_CLOSE_GRACE = 10.0
 
 # Attempts to resolve a dedupe conflict whose holder finished between insert and look-up.
 _DEDUPE_RETRIES = 5
@@ -131,7 +137,11 @@ class Queue:
         """Stop workers if started, then close the pool if this queue created it."""
         await self.stop()
         if self._owns_pool:
-            await self.pool.close()
+            # Bounded: a connection stuck on a dead database must not hang the exit.
+            closing = asyncio.create_task(self.pool.close())
+            if await settle({closing}, grace=POOL_CLOSE_GRACE, cancel_first=False):
+                log.warning("pool_terminated", waited=POOL_CLOSE_GRACE)
+                self.pool.terminate()
 
     # Schema
 
@@ -280,7 +290,6 @@ class Queue:
         if supervisor is None:
             return
         if self._waker_task is not None:
-            self._waker_task.cancel()
-            await asyncio.gather(self._waker_task, return_exceptions=True)
+            await settle({self._waker_task}, grace=WAKER_STOP_GRACE)
             self._waker_task = None
         await supervisor.stop()

@@ -32,6 +32,7 @@ from .job import Job
 from .loop_monitor import LoopMonitor
 from .registry import HandlerRegistry
 from .retry import next_retry_delay
+from .settle import settle
 from .store import JobStore
 
 log = structlog.get_logger("docko_worker.supervisor")
@@ -40,6 +41,10 @@ log = structlog.get_logger("docko_worker.supervisor")
 MAX_ERROR_LENGTH = 4000
 # Seconds the event loop may stand still before the running jobs are named in a warning.
 LOOP_BLOCK_WARNING = 10.0
+# Seconds shutdown waits for an in-flight claim (a database that stopped answering).
+FETCHER_STOP_GRACE = 10.0
+# Seconds shutdown waits for the heartbeat and maintenance sweeps to stop.
+SIDE_TASK_STOP_GRACE = 5.0
 # Seconds a cancelled handler gets to unwind before it is abandoned.
 CANCEL_GRACE = 5.0
 
@@ -142,7 +147,9 @@ class Supervisor:
                 asyncio.create_task(self._touch_health_file(), name="docko-health")
             )
         for factory in extra or []:
-            self._side_tasks.append(asyncio.create_task(factory()))
+            self._side_tasks.append(
+                asyncio.create_task(factory(), name=getattr(factory, "__qualname__", None))
+            )
 
     def wake(self, queue_name: str = "") -> None:
         """Called by the waker: a job may be waiting in ``queue_name`` ('' means any)."""
@@ -158,14 +165,16 @@ class Supervisor:
         self._wake.set()
         self._slot_free.set()
         if self._fetcher is not None:
-            await self._fetcher
+            await self._stop_fetcher(self._fetcher)
         self._release_unstarted()
         for _ in self._workers:
             self._ready.put_nowait(None)
         await self._drain_workers()
-        for task in self._side_tasks:
-            task.cancel()
-        await asyncio.gather(*self._side_tasks, return_exceptions=True)
+        stuck = await settle(self._side_tasks, grace=SIDE_TASK_STOP_GRACE)
+        if stuck:
+            log.warning(
+                "side_tasks_abandoned_at_shutdown", tasks=sorted(t.get_name() for t in stuck)
+            )
         await self.completer.close()
         self._loop_monitor.stop()
         log.info(
@@ -175,6 +184,14 @@ class Supervisor:
             failed=self.counters.failed,
             released=self.counters.released,
         )
+
+    async def _stop_fetcher(self, fetcher: asyncio.Task[None]) -> None:
+        """Let an in-flight claim finish; if the database does not answer, give up on it.
+
+        A claim abandoned this way may have committed: its jobs return through their lease.
+        """
+        if await settle({fetcher}, grace=FETCHER_STOP_GRACE, cancel_first=False):
+            log.warning("claim_abandoned_at_shutdown", waited=FETCHER_STOP_GRACE)
 
     def _release_unstarted(self) -> None:
         while not self._ready.empty():
