@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,11 +111,25 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if asyncio.run(_answers(LOCAL_SERVER)):
         yield LOCAL_SERVER
         return
-    import pgserver  # the 'test' extra; only needed when no server answers
+    with warnings.catch_warnings():
+        # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (root, CI); harmless here.
+        warnings.simplefilter("ignore")
+        import pgserver  # the 'test' extra; only needed when no server answers
 
-    server = pgserver.get_server(str(tmp_path_factory.mktemp("pgdata")), cleanup_mode="stop")
+        server = pgserver.get_server(str(tmp_path_factory.mktemp("pgdata")), cleanup_mode="stop")
     yield server.get_uri()
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def tcp_server_dsn(server_dsn: str) -> str:
+    """The test server, for tests that need it over TCP (PgBouncer, password logins)."""
+    if not urlsplit(server_dsn).hostname:
+        pytest.fail(
+            "this test needs PostgreSQL over TCP: set DOCKO_TEST_DATABASE_URL or run a server on "
+            "localhost:5432 (the embedded server listens on a Unix socket only)"
+        )
+    return server_dsn
 
 
 @pytest.fixture(scope="session")

@@ -191,13 +191,13 @@ def own_cluster() -> Iterator[OwnCluster]:
 
 
 @pytest.fixture(scope="session")
-def pgbouncer(server_dsn: str) -> Iterator[PgBouncer]:
+def pgbouncer(tcp_server_dsn: str) -> Iterator[PgBouncer]:
     """PgBouncer in transaction pooling mode in front of the shared server, for this session."""
     binary = pgbouncer_binary()
     version = subprocess.run(
         [binary, "--version"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[0]
-    server = urlsplit(server_dsn)
+    server = urlsplit(tcp_server_dsn)
     user = server.username or "postgres"
     directory = owned_temp_dir("docko-chaos-pgbouncer-")
     port = free_port()

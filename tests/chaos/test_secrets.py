@@ -51,11 +51,11 @@ async def _admin(dsn: str, *statements: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def password_role(server_dsn: str) -> Iterator[str]:
+def password_role(tcp_server_dsn: str) -> Iterator[str]:
     """A login role with a password, dropped when the module is done."""
-    asyncio.run(_admin(server_dsn, f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"))
+    asyncio.run(_admin(tcp_server_dsn, f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"))
     yield ROLE
-    asyncio.run(_admin(server_dsn, f"DROP ROLE IF EXISTS {ROLE}"))
+    asyncio.run(_admin(tcp_server_dsn, f"DROP ROLE IF EXISTS {ROLE}"))
 
 
 @pytest.fixture
