@@ -11,7 +11,6 @@ lands, the jobs stay leased to this worker, and if the worker dies they run agai
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -19,6 +18,7 @@ from uuid import UUID
 import structlog
 
 from .job import Job
+from .retry import reconnect_delay
 from .settle import settle
 from .store import JobStore
 
@@ -139,7 +139,7 @@ class Completer:
                     break
                 except Exception as exc:
                     failures += 1
-                    delay = random.uniform(0.5, 1.0) * min(10.0, 0.1 * 2 ** min(failures, 10))
+                    delay = reconnect_delay(failures, 0.1, 10.0)
                     log.warning(
                         "outcome_write_failed",
                         error=f"{type(exc).__name__}: {exc}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -22,11 +23,11 @@ log = structlog.get_logger("docko_worker.maintenance")
 SWEEP_BATCH = 1000
 
 
-async def _every(interval: float, sweep: object, name: str) -> None:
+async def _every(interval: float, sweep: Callable[[], Awaitable[object]], name: str) -> None:
     while True:
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         try:
-            await sweep()  # type: ignore[operator]
+            await sweep()
         except Exception:
             log.exception("maintenance_failed", service=name)
 

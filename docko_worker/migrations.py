@@ -58,7 +58,8 @@ async def migrate(conn: Any, directory: Path | None = None) -> list[Migration]:
     this at every start.
     """
     migrations = available_migrations(directory)
-    if not await pending_migrations(conn, directory):
+    recorded = await applied_versions(conn)
+    if all(migration.version in recorded for migration in migrations):
         return []
     applied: list[Migration] = []
     async with conn.transaction():

@@ -7,13 +7,13 @@ connection the caller owns behaves exactly like one from this pool.
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import asyncpg
 import structlog
 
 from .config import Config, redact_dsn
+from .retry import reconnect_delay
 
 log = structlog.get_logger("docko_worker.pool")
 
@@ -79,7 +79,7 @@ async def wait_for_pool(
             return await create_pool(config)
         except CONNECT_ERRORS as exc:
             attempt += 1
-            delay = random.uniform(0.5, 1.0) * min(max_delay, 0.5 * 2 ** min(attempt, 10))
+            delay = reconnect_delay(attempt, 0.5, max_delay)
             log.warning(
                 "database_unavailable",
                 dsn=redact_dsn(config.database_url),

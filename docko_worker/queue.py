@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -172,18 +173,20 @@ class Queue:
         attempts = self._max_attempts(max_attempts)
         if dedupe_key is not None:
             _check_text("dedupe_key", dedupe_key)
-        fields = {
-            "queue_name": _check_text("queue_name", queue_name),
-            "job_type": _check_text("job_type", job_type),
-            "payload_json": payload_json,
-            "priority": int(priority),
-            "max_attempts": attempts,
-            "run_at": _check_run_at(run_at),
-            "delay": _delay_seconds(delay),
-            "dedupe_key": dedupe_key,
-        }
+        insert = partial(
+            self.store.enqueue_job,
+            queue_name=_check_text("queue_name", queue_name),
+            job_type=_check_text("job_type", job_type),
+            payload_json=payload_json,
+            priority=int(priority),
+            max_attempts=attempts,
+            run_at=_check_run_at(run_at),
+            delay=_delay_seconds(delay),
+            dedupe_key=dedupe_key,
+            conn=conn,
+        )
         for _ in range(_DEDUPE_RETRIES):
-            job = await self.store.enqueue_job(conn=conn, **fields)  # type: ignore[arg-type]
+            job = await insert()
             if job is not None:
                 return job
             assert dedupe_key is not None

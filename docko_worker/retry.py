@@ -19,6 +19,15 @@ def backoff_ceiling(attempt: int, base: float, cap: float) -> float:
     return float(min(cap, base * (2**exponent)))
 
 
+def reconnect_delay(failures: int, base: float, cap: float) -> float:
+    """Seconds before reconnection attempt ``failures``: between half and all of the ceiling.
+
+    Keeping half of the ceiling stops a fleet that lost its database together from hammering it
+    with near-zero delays, while the other half still spreads the reconnections out.
+    """
+    return random.uniform(0.5, 1.0) * backoff_ceiling(failures, base, cap)
+
+
 def next_retry_delay(
     attempt: int, base: float = 1.0, cap: float = 3600.0, rng: random.Random | None = None
 ) -> float:

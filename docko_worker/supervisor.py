@@ -31,7 +31,7 @@ from .errors import PermanentError
 from .job import Job
 from .loop_monitor import LoopMonitor
 from .registry import HandlerRegistry
-from .retry import next_retry_delay
+from .retry import backoff_ceiling, next_retry_delay
 from .settle import settle
 from .store import JobStore
 
@@ -113,7 +113,6 @@ class Supervisor:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._next_worker_index = 0
         self._side_tasks: list[asyncio.Task[None]] = []
-        self._extra_tasks: list[asyncio.Task[None]] = []
         self._loop_monitor = LoopMonitor(
             min(LOOP_BLOCK_WARNING, config.visibility_timeout / 2), self.running_jobs
         )
@@ -214,7 +213,7 @@ class Supervisor:
         )
         for task in still_running:
             task.cancel()
-        _, stuck = await asyncio.wait(still_running, timeout=CANCEL_GRACE)
+        await asyncio.wait(still_running, timeout=CANCEL_GRACE)
         for index, job in list(self._running.items()):
             # A handler that swallows cancellation is abandoned; its job is handed back.
             log.error(
@@ -226,7 +225,6 @@ class Supervisor:
             )
             self._release(job)
             del self._running[index]
-        del stuck
 
     # Fetching
 
@@ -252,7 +250,7 @@ class Supervisor:
                 failures = 0
             except Exception as exc:
                 failures += 1
-                delay = min(config.poll_interval, 0.05 * 2 ** min(failures, 10))
+                delay = backoff_ceiling(failures, 0.05, config.poll_interval)
                 log.warning("claim_failed", error=describe_error(exc), retry_in=round(delay, 3))
                 await self._sleep_until_woken(delay)
                 continue
@@ -311,6 +309,7 @@ class Supervisor:
         self._running[index] = job
         timer: asyncio.Timeout | None = None
         watchdog: asyncio.TimerHandle | None = None
+        error: BaseException | None = None
         try:
             if timeout is None:
                 await registered.handler(job)
@@ -324,40 +323,31 @@ class Supervisor:
             if not execution.abandoned:
                 self._release(job)
             raise
-        except PermanentError as exc:
-            if not execution.abandoned:
-                self._fail(job, describe_error(exc), permanent=True)
-        except TimeoutError as exc:
-            if execution.abandoned:
-                pass
-            elif timer is not None and timer.expired():
-                self._failed_attempt(job, f"JobTimeout: handler ran longer than {timeout:g}s")
-            else:
-                self._failed_attempt(job, describe_error(exc), exc)
         except (Exception, SystemExit) as exc:
-            if execution.abandoned:
-                pass
-            elif self._cancelled_by_shutdown():
-                # The handler turned our cancellation into another error: still a hand-back.
-                self._release(job)
-            else:
-                self._failed_attempt(job, describe_error(exc), exc)
-        else:
-            if not execution.abandoned:
-                self.counters.completed += 1
-                self.completer.complete(job)
-                if self._debug:
-                    log.debug(
-                        "job_completed",
-                        job_id=str(job.id),
-                        job_type=job.job_type,
-                        attempt=job.attempt,
-                    )
+            error = exc
         finally:
             if watchdog is not None:
                 watchdog.cancel()
             if self._running.get(index) is job:
                 del self._running[index]
+        if execution.abandoned:
+            return  # its outcome was recorded when it was abandoned
+        if error is None:
+            self.counters.completed += 1
+            self.completer.complete(job)
+            if self._debug:
+                log.debug(
+                    "job_completed", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
+                )
+        elif isinstance(error, PermanentError):
+            self._fail(job, describe_error(error), permanent=True)
+        elif isinstance(error, TimeoutError) and timer is not None and timer.expired():
+            self._failed_attempt(job, f"JobTimeout: handler ran longer than {timeout:g}s")
+        elif self._cancelled_by_shutdown():
+            # The handler turned our cancellation into another error: still a hand-back.
+            self._release(job)
+        else:
+            self._failed_attempt(job, describe_error(error), error)
 
     def _abandon(self, index: int, execution: _Execution, timeout: float) -> None:
         """A handler ignored its timeout's cancellation: record the attempt and move on.

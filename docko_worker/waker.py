@@ -9,13 +9,13 @@ jittered backoff, waking the workers once it is back in case a notification was 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
 
 from .config import Config, redact_dsn
+from .retry import reconnect_delay
 from .statements import SQL
 from .store import NOTIFY_CHANNEL
 
@@ -64,9 +64,7 @@ class Waker:
                     was_connected = self.connected.is_set()
                     self.connected.clear()
                     await self._close()
-                    delay = random.uniform(0.5, 1.0) * min(
-                        self._max_backoff, 0.25 * 2 ** min(failures, 10)
-                    )
+                    delay = reconnect_delay(failures, 0.25, self._max_backoff)
                     log.warning(
                         "listen_connection_lost" if was_connected else "listen_connect_failed",
                         error=f"{type(exc).__name__}: {exc}",
