@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -50,14 +51,29 @@ _DEDUPE_RETRIES = 5
 
 # One encoder for every payload: json.dumps with options builds a new one per call.
 _ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+# The C encoder behind it, built once: ``JSONEncoder.encode`` builds it anew on every call, which
+# is most of the cost of the small payloads jobs carry. No circular-reference markers: a marker
+# table shared across calls keeps stale entries after an error, so a cycle is caught as
+# RecursionError instead.
+_C_ENCODE = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(
+        None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, False
+    )
+)
 
 
 def encode_payload(payload: Any) -> str:
     """The payload as JSON text, or ``PayloadError`` before anything is written."""
     try:
-        text = _ENCODER.encode(payload)
+        text = _ENCODER.encode(payload) if _C_ENCODE is None else "".join(_C_ENCODE(payload, 0))
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"payload is not JSON-serializable: {exc}") from None
+    except RecursionError:
+        raise PayloadError(
+            "payload is not JSON-serializable: it contains itself or is nested too deeply"
+        ) from None
     if text.isascii():
         return text
     try:

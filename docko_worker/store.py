@@ -139,7 +139,7 @@ class JobStore:
         rows = await self.executor.fetch(
             SQL.claim_jobs, queues, job_types, limit, worker_id, lease_seconds
         )
-        return [Job.from_record(row) for row in rows]
+        return Job.from_records(rows)
 
     async def complete_jobs(
         self, ids: Sequence[UUID], attempts: Sequence[int], *, delete: bool = False

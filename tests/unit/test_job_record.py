@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -9,11 +11,12 @@ from uuid import uuid4
 import pytest
 
 from docko_worker import Job, JobState
+from docko_worker.statements import sql_dir
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def record(**overrides: Any) -> dict[str, Any]:
+def values(**overrides: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
         "id": uuid4(),
         "queue_name": "documents",
@@ -36,9 +39,18 @@ def record(**overrides: Any) -> dict[str, Any]:
     return row
 
 
+def as_row(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row as the claim returns it: the ``job_columns``, in order."""
+    return tuple(row[field.name] for field in fields(Job))
+
+
+def record(**overrides: Any) -> tuple[Any, ...]:
+    return as_row(values(**overrides))
+
+
 def test_from_record_maps_every_column() -> None:
-    row = record()
-    job = Job.from_record(row)
+    row = values()
+    job = Job.from_record(as_row(row))
     assert job.id == row["id"]
     assert job.queue_name == "documents"
     assert job.job_type == "ocr"
@@ -59,7 +71,6 @@ def test_from_record_maps_every_column() -> None:
 
 @pytest.mark.parametrize("payload_text", ["null", "[]", '"text"', "3.5"])
 def test_from_record_decodes_any_json_payload(payload_text: str) -> None:
-    import json
 
     assert Job.from_record(record(payload=payload_text)).payload == json.loads(payload_text)
 
@@ -101,3 +112,22 @@ def test_is_final(state: JobState, final: bool) -> None:
 @pytest.mark.parametrize(("attempt", "last"), [(1, False), (2, False), (3, True), (4, True)])
 def test_is_last_attempt(attempt: int, last: bool) -> None:
     assert Job.from_record(record(attempt=attempt, max_attempts=3)).is_last_attempt is last
+
+
+def test_from_records_decodes_each_payload_of_a_batch() -> None:
+    texts = ['{"seq": 1}', "[1, 2]", '"a,b]"', "null", '{"nested": {"x": [true]}}', "-0.5"]
+    jobs = Job.from_records([record(payload=text, attempt=i + 1) for i, text in enumerate(texts)])
+    assert [job.payload for job in jobs] == [json.loads(text) for text in texts]
+    assert [job.attempt for job in jobs] == [1, 2, 3, 4, 5, 6]
+
+
+def test_from_records_of_no_rows() -> None:
+    assert Job.from_records([]) == []
+
+
+def test_job_columns_list_the_job_fields_in_order() -> None:
+    """Rows are read by position: the claim's columns must follow the dataclass's fields."""
+    text = (sql_dir() / "queries.sql").read_text(encoding="utf-8")
+    fragment = text.split("-- fragment: job_columns\n", 1)[1].split("\n\n", 1)[0]
+    columns = [part.split(" AS ")[-1].split("::")[0].strip() for part in fragment.split(",")]
+    assert columns == [field.name for field in fields(Job)]

@@ -72,3 +72,22 @@ def test_payload_error_is_a_docko_error_and_a_value_error() -> None:
 
 def test_encoding_is_compact() -> None:
     assert encode_payload({"a": [1, 2]}) == '{"a":[1,2]}'
+
+
+def test_a_payload_that_contains_itself_raises_payload_error() -> None:
+    looped: dict[str, Any] = {"name": "loop"}
+    looped["self"] = looped
+    with pytest.raises(PayloadError, match="contains itself"):
+        encode_payload(looped)
+    assert encode_payload({"name": "after"}) == '{"name":"after"}'
+
+
+def test_an_error_leaves_the_encoder_usable_for_the_same_objects() -> None:
+    inner = {"ok": 1}
+    with pytest.raises(PayloadError):
+        encode_payload([inner, {1, 2}])
+    assert encode_payload([inner, inner]) == '[{"ok":1},{"ok":1}]'
+
+
+def test_a_top_level_string_is_quoted() -> None:
+    assert encode_payload('say "hi"') == '"say \\"hi\\""'
