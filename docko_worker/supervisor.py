@@ -137,9 +137,10 @@ class Supervisor:
         )
         self.completer.start()
         self._loop_monitor.start()
+        # The fetcher first: the first claim goes out before the workers take their first step.
+        self._fetcher = asyncio.create_task(self._fetch(), name="docko-fetcher")
         for _ in range(self.config.worker_count):
             self._spawn_worker()
-        self._fetcher = asyncio.create_task(self._fetch(), name="docko-fetcher")
         self._side_tasks = [asyncio.create_task(self._heartbeat(), name="docko-heartbeat")]
         if self.config.health_file:
             self._side_tasks.append(
