@@ -294,7 +294,9 @@ METHOD = [
     "Burn-down: the worker is started as a subprocess with its own CLI; the clock runs from "
     "starting the process until the system's jobs table shows no queued or running job (polled "
     "every 20 ms). That includes interpreter start-up and schema checks; the processing rate "
-    "counts from the first handler start instead.",
+    "counts from the first handler start instead. Each worker runs from an environment of its "
+    "own holding only its system and the handler package (`benchmarks/.venv-<system>`), as it "
+    "would be deployed; producers and the harness share `benchmarks/.venv`.",
     "Every handler does the same bookkeeping: it writes `seq enqueue-time start-time` to a "
     "buffered file flushed at exit; after a graceful SIGTERM the harness checks that every "
     "enqueued seq ran exactly once.",

@@ -26,9 +26,23 @@ def payload(seq: int, enqueued_at: float) -> Payload:
     return {"seq": seq, "t": enqueued_at}
 
 
-def venv_script(name: str) -> str:
-    """A console script of the interpreter running the harness (``benchmarks/.venv/bin``)."""
+BENCHMARKS_DIR = Path(__file__).resolve().parents[2]
+
+
+def venv_script(name: str, system: str) -> str:
+    """A console script from ``system``'s worker environment (``benchmarks/.venv-<system>``,
+    built by run.sh with only that system and the handlers), else from the harness's own."""
+    own = BENCHMARKS_DIR / f".venv-{system}" / "bin" / name
+    if own.exists():
+        return str(own)
     return str(Path(sys.executable).parent / name)
+
+
+def worker_environment(system: str) -> str:
+    """Where ``system``'s worker runs from, for the results."""
+    if (BENCHMARKS_DIR / f".venv-{system}" / "bin" / "python").exists():
+        return f"benchmarks/.venv-{system} (worker-envs/{system}.txt: the system and the handlers)"
+    return "benchmarks/.venv (the harness's environment, every system installed)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from .base import JOB_TYPE, QUEUE, Payload, System, WorkerCommand, venv_script
+from .base import JOB_TYPE, QUEUE, Payload, System, WorkerCommand, venv_script, worker_environment
 
 DEFAULT_RETENTION = 86_400
 
@@ -42,6 +42,7 @@ class Docko(System):
 
     def settings(self) -> dict[str, str]:
         return {
+            "worker environment": worker_environment("docko"),
             "DOCKO_WORKER_COUNT": str(self.worker_count),
             "DOCKO_CLAIM_BATCH_SIZE": str(self.claim_batch),
             "DOCKO_COMPLETION_BATCH_SIZE": "500",
@@ -90,7 +91,7 @@ class Docko(System):
             "DOCKO_LOG_LEVEL": "warning",
             "DOCKO_LOG_FORMAT": "json",
         }
-        return WorkerCommand([venv_script("docko-worker"), "run"], env)
+        return WorkerCommand([venv_script("docko-worker", "docko"), "run"], env)
 
     unfinished_sql = "SELECT count(*) FROM docko_jobs WHERE state IN ('available', 'running')"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from .base import JOB_TYPE, Payload, System, WorkerCommand, venv_script
+from .base import JOB_TYPE, Payload, System, WorkerCommand, venv_script, worker_environment
 
 
 class PgQueuer(System):
@@ -33,6 +33,7 @@ class PgQueuer(System):
 
     def settings(self) -> dict[str, str]:
         return {
+            "worker environment": worker_environment("pgqueuer"),
             "command": f"pgq run docko_bench_handlers.pgqueuer_app:create_pgqueuer "
             f"--batch-size {self.batch_size} --log-level WARNING",
             "durability": f"{self.durability} (pgq install --durability {self.durability})",
@@ -45,7 +46,7 @@ class PgQueuer(System):
         }
 
     async def install(self, dsn: str) -> None:
-        pgq = venv_script("pgq")
+        pgq = venv_script("pgq", "pgqueuer")
         for args in (["install", "--durability", self.durability], ["autovac"]):
             process = await asyncio.create_subprocess_exec(
                 pgq,
@@ -84,7 +85,7 @@ class PgQueuer(System):
 
     def worker_command(self, dsn: str) -> WorkerCommand:
         argv = [
-            venv_script("pgq"),
+            venv_script("pgq", "pgqueuer"),
             "run",
             "docko_bench_handlers.pgqueuer_app:create_pgqueuer",
             "--batch-size",

@@ -13,7 +13,7 @@ import os
 from contextlib import AsyncExitStack
 from typing import Any
 
-from .base import Payload, System, WorkerCommand, venv_script
+from .base import Payload, System, WorkerCommand, venv_script, worker_environment
 
 APP = "docko_bench_handlers.procrastinate_app.app"
 
@@ -35,6 +35,7 @@ class Procrastinate(System):
 
     def settings(self) -> dict[str, str]:
         return {
+            "worker environment": worker_environment("procrastinate"),
             "command": f"procrastinate --app={APP} --log-level=warning worker "
             f"--concurrency={self.concurrency}",
             "connector": f"PsycopgConnector, pool {self.pool_size} connections",
@@ -46,7 +47,7 @@ class Procrastinate(System):
 
     async def install(self, dsn: str) -> None:
         process = await asyncio.create_subprocess_exec(
-            venv_script("procrastinate"),
+            venv_script("procrastinate", "procrastinate"),
             f"--app={APP}",
             "schema",
             "--apply",
@@ -83,7 +84,7 @@ class Procrastinate(System):
 
     def worker_command(self, dsn: str) -> WorkerCommand:
         argv = [
-            venv_script("procrastinate"),
+            venv_script("procrastinate", "procrastinate"),
             f"--app={APP}",
             "--log-level=warning",
             "worker",
