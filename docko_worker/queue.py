@@ -45,6 +45,10 @@ WAKER_STOP_GRACE = 5.0
 # Seconds ``close`` waits for the pool's connections before terminating them.
 POOL_CLOSE_GRACE = 10.0
 
+# Jobs per COPY statement in ``enqueue_many``: small enough that encoding the next chunk overlaps
+# the server inserting this one, large enough that the round trips do not count.
+COPY_CHUNK = 1000
+
 # Attempts to resolve a dedupe conflict whose holder finished between insert and look-up.
 _DEDUPE_RETRIES = 5
 
@@ -223,13 +227,13 @@ class Queue:
         priority: int = 0,
         max_attempts: int | None = None,
     ) -> list[UUID]:
-        """Insert one job per payload in one round trip; returns their ids in order.
+        """Insert one job per payload in one transaction; returns their ids in order.
 
         Jobs due now go in through COPY on the queue's own pool; with ``conn``, ``run_at`` or
         ``delay`` they go in through one multi-row INSERT.
         """
-        encoded = [encode_payload(payload) for payload in payloads]
-        if not encoded:
+        items = list(payloads)
+        if not items:
             return []
         _check_text("queue_name", queue_name)
         _check_text("job_type", job_type)
@@ -237,13 +241,19 @@ class Queue:
         seconds = _delay_seconds(delay)
         attempts = self._max_attempts(max_attempts)
         if conn is None and start is None and seconds == 0:
+            # Encoded a chunk at a time, while the server inserts the previous chunk; a payload
+            # that cannot be encoded rolls the whole call back.
             return await self.store.copy_jobs(
                 queue_name=queue_name,
                 job_type=job_type,
-                payloads_json=encoded,
+                payload_chunks=(
+                    [encode_payload(payload) for payload in items[i : i + COPY_CHUNK]]
+                    for i in range(0, len(items), COPY_CHUNK)
+                ),
                 priority=int(priority),
                 max_attempts=attempts,
             )
+        encoded = [encode_payload(payload) for payload in items]
         count = len(encoded)
         return await self.store.enqueue_jobs(
             queue_names=[queue_name] * count,

@@ -8,7 +8,8 @@ lease from a write that landed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import repeat
 from typing import Any
@@ -93,27 +94,53 @@ class JobStore:
         *,
         queue_name: str,
         job_type: str,
-        payloads_json: Sequence[str],
+        payload_chunks: Iterable[Sequence[str]],
         priority: int,
         max_attempts: int,
     ) -> list[UUID]:
-        """Bulk insert through COPY on a pool connection, due now, with one NOTIFY.
+        """Bulk insert through COPY on a pool connection, due now, with one NOTIFY, in one
+        transaction.
 
-        Only for the store's own pool: COPY encodes jsonb with the connection's codec, which a
-        caller's connection may have replaced.
+        ``payload_chunks`` yields the JSON payloads a chunk at a time, one COPY each: while the
+        server inserts one chunk, the next is produced (the caller encodes payloads lazily), so
+        the client's work and the server's overlap. An error raised while producing a chunk rolls
+        the whole transaction back. Only for the store's own pool: COPY encodes json with the
+        connection's codec, which a caller's connection may have replaced.
         """
-        ids = new_job_ids(len(payloads_json))
-        records = zip(
-            ids,
-            repeat(queue_name),
-            repeat(job_type),
-            payloads_json,
-            repeat(priority),
-            repeat(max_attempts),
-            strict=False,
-        )
+        ids: list[UUID] = []
         async with self.executor.acquire() as conn, conn.transaction():
-            await conn.copy_records_to_table(JOBS_TABLE, records=records, columns=COPY_COLUMNS)
+            in_flight: asyncio.Future[Any] | None = None
+            try:
+                for chunk in payload_chunks:
+                    chunk_ids = new_job_ids(len(chunk))
+                    ids += chunk_ids
+                    records = list(
+                        zip(
+                            chunk_ids,
+                            repeat(queue_name),
+                            repeat(job_type),
+                            chunk,
+                            repeat(priority),
+                            repeat(max_attempts),
+                            strict=False,
+                        )
+                    )
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(
+                        conn.copy_records_to_table(
+                            JOBS_TABLE, records=records, columns=COPY_COLUMNS
+                        )
+                    )
+                    # Let the COPY send its rows before the next chunk is produced.
+                    await asyncio.sleep(0)
+                if in_flight is not None:
+                    await in_flight
+            except BaseException:
+                # The connection must be idle before the transaction can roll back.
+                if in_flight is not None and not in_flight.done():
+                    await asyncio.wait({in_flight})
+                raise
             await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name)
         return ids
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
-from docko_worker import JobState, Queue
+from docko_worker import JobState, PayloadError, Queue
+from docko_worker.queue import COPY_CHUNK
 from tests.integration.test_enqueue_db import next_notification, send_marker
 
 
@@ -46,3 +49,32 @@ async def test_deferred_bulk_jobs_are_not_due_yet(queue: Queue) -> None:
         queues=["documents"], job_types=["ocr"], limit=10, worker_id="w", lease_seconds=60
     )
     assert claimed == []
+
+
+async def test_a_call_of_several_copy_chunks_keeps_every_payload_with_its_id(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    count = COPY_CHUNK * 2 + 37
+    payloads = [{"n": n} for n in range(count)]
+    ids = await queue.enqueue_many("documents", "ocr", payloads)
+
+    rows = await db.fetch("SELECT id, payload::text AS payload FROM docko_jobs")
+    stored = {row["id"]: json.loads(row["payload"]) for row in rows}
+    assert len(ids) == len(set(ids)) == count
+    assert [stored[job_id] for job_id in ids] == payloads
+
+
+async def test_a_bad_payload_in_a_late_chunk_writes_nothing(
+    queue: Queue, db: asyncpg.Connection, notifications: asyncio.Queue[str]
+) -> None:
+    payloads: list[object] = [{"n": n} for n in range(COPY_CHUNK * 3)]
+    payloads[COPY_CHUNK * 2 + 5] = {"not json": {1, 2}}
+
+    with pytest.raises(PayloadError):
+        await queue.enqueue_many("documents", "ocr", payloads)
+
+    assert await db.fetchval("SELECT count(*) FROM docko_jobs") == 0
+    await send_marker(db, "end")
+    assert await next_notification(notifications) == "end"  # no NOTIFY for a rolled-back call
+    # The pool's connection came back usable.
+    assert len(await queue.enqueue_many("documents", "ocr", [{"n": 1}, {"n": 2}])) == 2
