@@ -151,6 +151,14 @@ class Daemon:
         if self.alive():
             self.proc.send_signal(signum)
 
+    async def wait_started(self, within: float) -> None:
+        """Until the daemon logged ``supervisor_started``, exited, or ``within`` seconds passed."""
+        deadline = time.monotonic() + within
+        while self.alive() and time.monotonic() < deadline:
+            if self.event_count("supervisor_started"):
+                return
+            await asyncio.sleep(0.05)
+
     async def wait_exit(self, within: float = EXIT_TIMEOUT) -> int:
         deadline = time.monotonic() + within
         while (code := self.proc.poll()) is None:
@@ -207,9 +215,15 @@ class Fleet:
                 pytest.fail(f"daemon exited on its own\n{daemon.describe()}")
 
     async def stop_all(self, within: float = EXIT_TIMEOUT) -> dict[int, int]:
-        """SIGTERM every running daemon and wait for it; returns exit statuses by pid."""
+        """SIGTERM every running daemon and wait for it; returns exit statuses by pid.
+
+        A daemon restarted a moment ago may still be importing, before it handles signals (it
+        holds no job then, and SIGTERM's default action ends it): each gets up to ``within``
+        seconds to log ``supervisor_started`` before its signal.
+        """
         running = self.running
         for daemon in running:
+            await daemon.wait_started(within)
             daemon.send(signal.SIGTERM)
         return {daemon.pid: await daemon.wait_exit(within) for daemon in running}
 
