@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,29 +32,47 @@ except ImportError:  # pragma: no cover - asyncpg ships it; the standard library
         return UUID(bytes=data)
 
 
-# UUIDv7: a 48-bit millisecond timestamp, version 7 in the high nibble of byte 6, the RFC 4122
-# variant in the top two bits of byte 8, random bits everywhere else. The tables set those bits in
-# a whole batch at once (``bytes.translate`` on every 16th byte).
-_V7_VERSION = bytes((b & 0x0F) | 0x70 for b in range(256))
+# UUIDv7 (RFC 9562): a 48-bit millisecond timestamp, the version (7) in the high nibble of byte 6,
+# 12 bits of "rand_a", the variant in the top two bits of byte 8, 62 random bits. Within a batch,
+# rand_a counts up (method 1 of RFC 9562 section 6.2, a dedicated counter), so a batch's ids
+# ascend: each lands at the right-hand end of the primary key and claim indexes instead of at a
+# random place in their last page, which halves the cost of those index inserts in a bulk COPY.
 _V7_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+_RAND_A_SPAN = 1 << 12
+_EVERY_COUNTER = struct.pack(f">{_RAND_A_SPAN}H", *range(0x7000, 0x7000 + _RAND_A_SPAN))
+
+
+def _version_and_counter(count: int) -> bytes:
+    """Bytes 6 and 7 of ``count`` ids: version 7 and a counter that never goes down, spread over
+    the 12 bits (each value repeated when there are more ids than values)."""
+    step = _RAND_A_SPAN // count
+    if step:
+        return struct.pack(f">{count}H", *range(0x7000, 0x7000 + count * step, step))
+    repeats = -(-count // _RAND_A_SPAN)
+    spread = bytearray(2 * _RAND_A_SPAN * repeats)
+    for copy in range(repeats):
+        spread[2 * copy :: 2 * repeats] = _EVERY_COUNTER[0::2]
+        spread[2 * copy + 1 :: 2 * repeats] = _EVERY_COUNTER[1::2]
+    return bytes(spread[: 2 * count])
 
 
 def new_job_ids(count: int) -> list[UUID]:
-    """Time-ordered UUIDs (version 7): ids made together sit together in the primary key index,
-    so bulk inserts touch few index pages.
+    """Time-ordered UUIDs (version 7), ascending within the batch.
 
     They are asyncpg's ``UUID`` (a ``uuid.UUID``, the type its queries return), which it encodes
     without conversion and builds from bytes in C: ``uuid.UUID(bytes=...)`` costs several times
     more than the rest of a bulk enqueue's per-job work.
     """
     millis = (time.time_ns() // 1_000_000).to_bytes(6, "big")
-    noise = os.urandom(10 * count)
+    version_and_counter = _version_and_counter(count)
+    noise = os.urandom(8 * count)
     raw = bytearray(16 * count)
     for i in range(6):
         raw[i::16] = millis[i : i + 1] * count
-    for i in range(10):
-        raw[6 + i :: 16] = noise[i::10]
-    raw[6::16] = raw[6::16].translate(_V7_VERSION)
+    raw[6::16] = version_and_counter[0::2]
+    raw[7::16] = version_and_counter[1::2]
+    for i in range(8):
+        raw[8 + i :: 16] = noise[i::8]
     raw[8::16] = raw[8::16].translate(_V7_VARIANT)
     data = bytes(raw)
     return [_uuid_from_bytes(data[i : i + 16]) for i in range(0, 16 * count, 16)]

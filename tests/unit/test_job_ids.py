@@ -49,5 +49,16 @@ def test_ids_behave_as_standard_uuids() -> None:
 
 def test_random_bits_differ_between_ids() -> None:
     ids = new_job_ids(64)
-    low_bits = {job_id.int & ((1 << 62) - 1) for job_id in ids}
+    low_bits = {job_id.int & ((1 << 62) - 1) for job_id in ids}  # the 62 random bits
     assert len(low_bits) == 64
+
+
+@pytest.mark.parametrize("count", [2, 1000, 4096, 5000])
+def test_a_batch_ascends(count: int) -> None:
+    ids = new_job_ids(count)
+    keys = [job_id.int for job_id in ids]
+    if count <= 4096:
+        assert keys == sorted(keys)
+        assert len(set(keys)) == count
+    else:  # more ids than counter values: the counter still never goes down
+        assert [key >> 64 for key in keys] == sorted(key >> 64 for key in keys)
