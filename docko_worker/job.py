@@ -63,6 +63,8 @@ def new_job_ids(count: int) -> list[UUID]:
     without conversion and builds from bytes in C: ``uuid.UUID(bytes=...)`` costs several times
     more than the rest of a bulk enqueue's per-job work.
     """
+    if count <= 0:
+        return []
     millis = (time.time_ns() // 1_000_000).to_bytes(6, "big")
     version_and_counter = _version_and_counter(count)
     noise = os.urandom(8 * count)

@@ -10,7 +10,7 @@ import pytest
 from docko_worker.job import new_job_id, new_job_ids
 
 
-@pytest.mark.parametrize("count", [1, 2, 17, 5000])
+@pytest.mark.parametrize("count", [1, 2, 17, 4097, 5000])
 def test_ids_are_version_7_with_the_rfc_variant(count: int) -> None:
     ids = new_job_ids(count)
     assert len(ids) == count
@@ -62,3 +62,7 @@ def test_a_batch_ascends(count: int) -> None:
         assert len(set(keys)) == count
     else:  # more ids than counter values: the counter still never goes down
         assert [key >> 64 for key in keys] == sorted(key >> 64 for key in keys)
+
+
+def test_no_ids_for_an_empty_batch() -> None:
+    assert new_job_ids(0) == []
