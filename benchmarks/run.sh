@@ -15,34 +15,32 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-STAMP="$VENV/.bench-installed"
 
-wanted="$(cat requirements.txt ../pyproject.toml bench_handlers/pyproject.toml | sha256sum | cut -d' ' -f1)"
-if [[ ! -x "$VENV/bin/python" ]]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$wanted" ]]; then
-    echo "installing the benchmark environment in benchmarks/$VENV ..."
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -r requirements.txt -e .. -e ./bench_handlers
-    echo "$wanted" > "$STAMP"
-fi
+# ensure_env DIR STAMP LABEL REQUIREMENTS [PIP ARGS...]: create the virtual environment DIR and
+# (re)install REQUIREMENTS into it whenever they or a pyproject.toml changed since STAMP was written.
+ensure_env() {
+    local dir="$1" stamp="$1/$2" label="$3" requirements="$4"
+    shift 4
+    local wanted
+    wanted="$(cat "$requirements" ../pyproject.toml bench_handlers/pyproject.toml | sha256sum | cut -d' ' -f1)"
+    if [[ ! -x "$dir/bin/python" ]]; then
+        "$PYTHON" -m venv "$dir"
+    fi
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
+        echo "installing the $label environment in benchmarks/$dir ..."
+        "$dir/bin/python" -m pip install --quiet --upgrade pip
+        "$dir/bin/python" -m pip install --quiet -r "$requirements" "$@"
+        echo "$wanted" > "$stamp"
+    fi
+}
+
+ensure_env "$VENV" .bench-installed benchmark requirements.txt -e .. -e ./bench_handlers
 
 # Each worker runs from an environment holding only its system and the handlers, as it would be
 # deployed: a daemon's start-up imports whatever its dependencies find installed beside it.
 for spec in worker-envs/*.txt; do
     system="$(basename "$spec" .txt)"
-    env_dir=".venv-$system"
-    env_wanted="$(cat "$spec" ../pyproject.toml bench_handlers/pyproject.toml | sha256sum | cut -d' ' -f1)"
-    if [[ ! -x "$env_dir/bin/python" ]]; then
-        "$PYTHON" -m venv "$env_dir"
-    fi
-    if [[ ! -f "$env_dir/.installed" || "$(cat "$env_dir/.installed")" != "$env_wanted" ]]; then
-        echo "installing the $system worker environment in benchmarks/$env_dir ..."
-        "$env_dir/bin/python" -m pip install --quiet --upgrade pip
-        "$env_dir/bin/python" -m pip install --quiet -r "$spec"
-        echo "$env_wanted" > "$env_dir/.installed"
-    fi
+    ensure_env ".venv-$system" .installed "$system worker" "$spec"
 done
 
 start=$(date +%s)

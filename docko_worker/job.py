@@ -43,11 +43,8 @@ _EVERY_COUNTER = struct.pack(f">{_RAND_A_SPAN}H", *range(0x7000, 0x7000 + _RAND_
 
 
 def _version_and_counter(count: int) -> bytes:
-    """Bytes 6 and 7 of ``count`` ids: version 7 and a counter that never goes down, spread over
-    the 12 bits (each value repeated when there are more ids than values)."""
-    step = _RAND_A_SPAN // count
-    if step:
-        return struct.pack(f">{count}H", *range(0x7000, 0x7000 + count * step, step))
+    """Bytes 6 and 7 of ``count`` ids: version 7 and a counter that never goes down (each value
+    repeated when there are more ids than values)."""
     repeats = -(-count // _RAND_A_SPAN)
     spread = bytearray(2 * _RAND_A_SPAN * repeats)
     for copy in range(repeats):

@@ -114,16 +114,14 @@ class JobStore:
                 for chunk in payload_chunks:
                     chunk_ids = new_job_ids(len(chunk))
                     ids += chunk_ids
-                    records = list(
-                        zip(
-                            chunk_ids,
-                            repeat(queue_name),
-                            repeat(job_type),
-                            chunk,
-                            repeat(priority),
-                            repeat(max_attempts),
-                            strict=False,
-                        )
+                    records = zip(
+                        chunk_ids,
+                        repeat(queue_name),
+                        repeat(job_type),
+                        chunk,
+                        repeat(priority),
+                        repeat(max_attempts),
+                        strict=False,
                     )
                     if in_flight is not None:
                         await in_flight
@@ -137,9 +135,10 @@ class JobStore:
                 if in_flight is not None:
                     await in_flight
             except BaseException:
-                # The connection must be idle before the transaction can roll back.
-                if in_flight is not None and not in_flight.done():
-                    await asyncio.wait({in_flight})
+                # The connection must be idle before the transaction can roll back; the COPY's
+                # own error, if any, is superseded by this one.
+                if in_flight is not None:
+                    await asyncio.gather(in_flight, return_exceptions=True)
                 raise
             await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name)
         return ids

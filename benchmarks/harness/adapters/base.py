@@ -7,6 +7,7 @@ run it (a CLI subprocess), and count unfinished jobs with one SQL statement of i
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -29,18 +30,32 @@ def payload(seq: int, enqueued_at: float) -> Payload:
 BENCHMARKS_DIR = Path(__file__).resolve().parents[2]
 
 
+def _worker_venv(system: str) -> Path:
+    """``system``'s worker environment, built by run.sh with only that system and the handlers."""
+    return BENCHMARKS_DIR / f".venv-{system}"
+
+
 def venv_script(name: str, system: str) -> str:
-    """A console script from ``system``'s worker environment (``benchmarks/.venv-<system>``,
-    built by run.sh with only that system and the handlers), else from the harness's own."""
-    own = BENCHMARKS_DIR / f".venv-{system}" / "bin" / name
+    """A console script from ``system``'s worker environment, else from the harness's own."""
+    own = _worker_venv(system) / "bin" / name
     if own.exists():
         return str(own)
     return str(Path(sys.executable).parent / name)
 
 
+async def run_tool(what: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    """Run a system's own command to completion; if it fails, raise with the end of its output."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{what} failed: {output.decode()[-2000:]}")
+
+
 def worker_environment(system: str) -> str:
     """Where ``system``'s worker runs from, for the results."""
-    if (BENCHMARKS_DIR / f".venv-{system}" / "bin" / "python").exists():
+    if (_worker_venv(system) / "bin" / "python").exists():
         return f"benchmarks/.venv-{system} (worker-envs/{system}.txt: the system and the handlers)"
     return "benchmarks/.venv (the harness's environment, every system installed)"
 

@@ -40,15 +40,21 @@ class Docko(System):
             self.key, self.label = "docko-retain", "docko-worker (default retention)"
         self._queue: Any = None
 
-    def settings(self) -> dict[str, str]:
+    def _daemon_settings(self) -> dict[str, str]:
+        """The daemon's DOCKO_* settings other than the database and queue."""
         return {
-            "worker environment": worker_environment("docko"),
             "DOCKO_WORKER_COUNT": str(self.worker_count),
             "DOCKO_CLAIM_BATCH_SIZE": str(self.claim_batch),
             "DOCKO_COMPLETION_BATCH_SIZE": "500",
             "DOCKO_COMPLETED_RETENTION": str(self.retention),
             "DOCKO_LOG_LEVEL": "warning",
             "DOCKO_LOG_FORMAT": "json",
+        }
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "worker environment": worker_environment("docko"),
+            **self._daemon_settings(),
             "others": "defaults (LISTEN on, poll 1 s, pool 10, flush 5 ms)",
             "enqueue": f"Queue.enqueue_many, {self.chunk_size} per call; Queue.enqueue for latency",
         }
@@ -81,16 +87,7 @@ class Docko(System):
         await self._queue.enqueue(QUEUE, JOB_TYPE, item)
 
     def worker_command(self, dsn: str) -> WorkerCommand:
-        env = {
-            "DOCKO_DATABASE_URL": dsn,
-            "DOCKO_QUEUES": QUEUE,
-            "DOCKO_WORKER_COUNT": str(self.worker_count),
-            "DOCKO_CLAIM_BATCH_SIZE": str(self.claim_batch),
-            "DOCKO_COMPLETION_BATCH_SIZE": "500",
-            "DOCKO_COMPLETED_RETENTION": str(self.retention),
-            "DOCKO_LOG_LEVEL": "warning",
-            "DOCKO_LOG_FORMAT": "json",
-        }
+        env = {"DOCKO_DATABASE_URL": dsn, "DOCKO_QUEUES": QUEUE, **self._daemon_settings()}
         return WorkerCommand([venv_script("docko-worker", "docko"), "run"], env)
 
     unfinished_sql = "SELECT count(*) FROM docko_jobs WHERE state IN ('available', 'running')"

@@ -10,13 +10,20 @@ statistics tables UNLOGGED ("~2x"); ``volatile`` makes every table UNLOGGED ("Hi
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import asyncpg
 
-from .base import JOB_TYPE, Payload, System, WorkerCommand, venv_script, worker_environment
+from .base import (
+    JOB_TYPE,
+    Payload,
+    System,
+    WorkerCommand,
+    run_tool,
+    venv_script,
+    worker_environment,
+)
 
 
 class PgQueuer(System):
@@ -48,17 +55,7 @@ class PgQueuer(System):
     async def install(self, dsn: str) -> None:
         pgq = venv_script("pgq", "pgqueuer")
         for args in (["install", "--durability", self.durability], ["autovac"]):
-            process = await asyncio.create_subprocess_exec(
-                pgq,
-                "--pg-dsn",
-                dsn,
-                *args,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            output, _ = await process.communicate()
-            if process.returncode != 0:
-                raise RuntimeError(f"pgq {' '.join(args)} failed: {output.decode()[-2000:]}")
+            await run_tool(f"pgq {' '.join(args)}", [pgq, "--pg-dsn", dsn, *args])
 
     async def open(self, dsn: str) -> None:
         from pgqueuer import Queries

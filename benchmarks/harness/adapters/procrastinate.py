@@ -8,12 +8,11 @@ Finished jobs are kept (``--delete-jobs`` left at its default, ``never``).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from contextlib import AsyncExitStack
 from typing import Any
 
-from .base import Payload, System, WorkerCommand, venv_script, worker_environment
+from .base import Payload, System, WorkerCommand, run_tool, venv_script, worker_environment
 
 APP = "docko_bench_handlers.procrastinate_app.app"
 
@@ -46,18 +45,11 @@ class Procrastinate(System):
         }
 
     async def install(self, dsn: str) -> None:
-        process = await asyncio.create_subprocess_exec(
-            venv_script("procrastinate", "procrastinate"),
-            f"--app={APP}",
-            "schema",
-            "--apply",
+        await run_tool(
+            "procrastinate schema --apply",
+            [venv_script("procrastinate", "procrastinate"), f"--app={APP}", "schema", "--apply"],
             env=_env(dsn, 2),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
         )
-        output, _ = await process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"procrastinate schema --apply failed: {output.decode()[-2000:]}")
 
     async def open(self, dsn: str) -> None:
         from docko_bench_handlers import procrastinate_app
