@@ -11,14 +11,11 @@ aimed at the daemons' backends never hits the test.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +26,8 @@ import pytest
 from chaos_checker import Faults, Result, check, collect
 
 from docko_worker import Queue, load_config
+from tests.daemon_process import DaemonProcess, with_settings
 
-CLI = str(Path(sys.executable).with_name("docko-worker"))
 QUEUE = "chaos"
 WORK = "chaos_work"
 TEST_APPLICATION = "chaos-test"
@@ -52,8 +49,6 @@ CREATE TABLE IF NOT EXISTS chaos_runs (
 CREATE INDEX IF NOT EXISTS chaos_runs_job_idx ON chaos_runs (job_id);
 """
 
-_KEPT_ENVIRON = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
-
 # Settings shared by every chaos daemon: short leases and sweeps, quick retries, JSON logs.
 CHAOS_SETTINGS: dict[str, str] = {
     "DOCKO_QUEUES": QUEUE,
@@ -71,27 +66,11 @@ CHAOS_SETTINGS: dict[str, str] = {
 }
 
 
-def minimal_environ(python_path: Sequence[Path]) -> dict[str, str]:
-    """Process basics from ``os.environ`` and ``PYTHONPATH``; no ``DOCKO_*`` setting at all."""
-    env = {key: value for key, value in os.environ.items() if key in _KEPT_ENVIRON}
-    env["PYTHONPATH"] = os.pathsep.join(str(path) for path in python_path)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def daemon_env(
     base: Mapping[str, str], database_url: str, **settings: str | None
 ) -> dict[str, str]:
     """``base`` plus the chaos defaults, ``DOCKO_DATABASE_URL`` and ``settings`` (None removes)."""
-    env = dict(base)
-    env.update(CHAOS_SETTINGS)
-    env["DOCKO_DATABASE_URL"] = database_url
-    for key, value in settings.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
+    return with_settings(base, CHAOS_SETTINGS, database_url, settings)
 
 
 def free_port() -> int:
@@ -101,46 +80,18 @@ def free_port() -> int:
         return port
 
 
-def parse_json_lines(text: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            found.append(record)
-    return found
+class Daemon(DaemonProcess):
+    """A daemon of the fleet, waited on asynchronously; remembers the signal the test sent."""
 
-
-class Daemon:
-    """A ``docko-worker`` process whose stdout and stderr go to files."""
+    describe_tail = 15
+    describe_width = 400
 
     def __init__(self, proc: subprocess.Popen[bytes], stdout: Path, stderr: Path) -> None:
-        self.proc = proc
-        self.stdout_path = stdout
-        self.stderr_path = stderr
+        super().__init__(proc, stdout, stderr)
         self.signalled: signal.Signals | None = None
         self.signalled_at: float | None = None
         # Set by tests of a daemon that is meant to exit by itself (bad configuration).
         self.exit_expected = False
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    def events(self) -> list[dict[str, Any]]:
-        """The JSON log lines on stderr so far (other lines are skipped)."""
-        return parse_json_lines(self.stderr())
 
     def event_count(self, event: str) -> int:
         return sum(1 for record in self.events() if record.get("event") == event)
@@ -167,18 +118,6 @@ class Daemon:
             await asyncio.sleep(0.02)
         return code
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-    def describe(self, tail: int = 15, width: int = 400) -> str:
-        lines = [line[:width] for line in self.stderr().splitlines()[-tail:]]
-        return (
-            f"--- daemon pid {self.pid}, exit status {self.proc.poll()}; "
-            f"last {len(lines)} stderr lines:\n" + "\n".join(lines)
-        )
-
 
 class Fleet:
     """The daemons of one test; whatever is still running at teardown is killed."""
@@ -189,18 +128,7 @@ class Fleet:
 
     def start(self, env: Mapping[str, str], *args: str) -> Daemon:
         """Start ``docko-worker run`` (or ``docko-worker *args``) with exactly ``env``."""
-        index = len(self.started)
-        stdout = self._directory / f"daemon{index}.stdout"
-        stderr = self._directory / f"daemon{index}.stderr"
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            proc = subprocess.Popen(
-                [CLI, *(args or ("run",))],
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-            )
-        daemon = Daemon(proc, stdout, stderr)
+        daemon = Daemon.launch(self._directory, len(self.started), env, *args)
         self.started.append(daemon)
         return daemon
 
@@ -239,24 +167,6 @@ class Fleet:
 
     def all_output(self) -> str:
         return "\n".join(daemon.stdout() + "\n" + daemon.stderr() for daemon in self.started)
-
-
-def run_cli(
-    args: Sequence[str], env: Mapping[str, str], *, timeout: float = 60.0
-) -> subprocess.CompletedProcess[str]:
-    """Run ``docko-worker *args`` to completion, capturing its output."""
-    try:
-        return subprocess.run(
-            [CLI, *args],
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"docko-worker {' '.join(args)} did not exit within {timeout:g}s: {exc}")
 
 
 async def create_runs_table(dsn: str) -> None:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from chaos_checker import ChaosReport
-from chaos_harness import Fleet, create_runs_table, free_port, minimal_environ
+from chaos_harness import Fleet, create_runs_table, free_port
 from chaos_servers import (
     OS_USER,
     PG_BIN,
@@ -39,6 +39,7 @@ from chaos_servers import (
 )
 
 from tests.conftest import install_package
+from tests.daemon_process import minimal_environ
 
 HERE = Path(__file__).parent
 

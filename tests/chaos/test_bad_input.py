@@ -21,9 +21,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from chaos_harness import CLI, connect
+from chaos_harness import connect
 
 from docko_worker import Config, DockoError, Job, PayloadError, Queue, load_config
+from tests.daemon_process import CLI
 
 pytestmark = pytest.mark.chaos
 

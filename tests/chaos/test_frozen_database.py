@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import pytest
-from chaos_harness import Fleet, connect, daemon_env, run_cli, wait_for
+from chaos_harness import Fleet, connect, daemon_env, wait_for
 from chaos_servers import OwnCluster
+
+from tests.daemon_process import run_cli
 
 pytestmark = pytest.mark.chaos
 

@@ -21,16 +21,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from chaos_checker import ChaosReport, Faults
-from chaos_harness import (
-    Fleet,
-    Producer,
-    connect,
-    daemon_env,
-    run_cli,
-    stop_and_check,
-    wait_until_final,
-)
+from chaos_harness import Fleet, Producer, connect, daemon_env, stop_and_check, wait_until_final
 from chaos_harness import workload as make_workload
+
+from tests.daemon_process import run_cli
 
 pytestmark = pytest.mark.chaos
 

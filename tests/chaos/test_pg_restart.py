@@ -23,13 +23,14 @@ from chaos_harness import (
     connect,
     create_runs_table,
     daemon_env,
-    run_cli,
     stop_and_check,
     wait_for,
     wait_until_final,
 )
 from chaos_harness import workload as make_workload
 from chaos_servers import OwnCluster
+
+from tests.daemon_process import run_cli
 
 pytestmark = pytest.mark.chaos
 

@@ -26,12 +26,13 @@ from chaos_harness import (
     connect,
     daemon_env,
     free_port,
-    run_cli,
     stop_and_check,
     wait_for,
     wait_until_final,
 )
 from chaos_harness import workload as make_workload
+
+from tests.daemon_process import run_cli
 
 pytestmark = pytest.mark.chaos
 

@@ -21,11 +21,11 @@ from e2e_helpers import (
     RUNS_TABLE,
     Daemons,
     Database,
-    minimal_environ,
     with_credentials,
 )
 
 from tests.conftest import install_package
+from tests.daemon_process import minimal_environ
 
 HERE = Path(__file__).parent
 

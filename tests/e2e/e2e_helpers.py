@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,15 +23,15 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from tests.daemon_process import DaemonProcess, run_cli, with_settings
+
 T = TypeVar("T")
 
-CLI = str(Path(sys.executable).with_name("docko-worker"))
 POLL_INTERVAL = 0.05
 # Deadlines: generous, so a slow machine is not a failure; a working daemon needs far less.
 START_TIMEOUT = 20.0
 JOB_TIMEOUT = 30.0
 EXIT_TIMEOUT = 20.0
-CLI_TIMEOUT = 30.0
 
 QUEUE = "e2e"
 PASSWORD = "sekrit-pw"
@@ -51,8 +49,6 @@ CREATE TABLE e2e_runs (
 )
 """
 
-_KEPT_ENVIRON = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
-
 DEFAULT_SETTINGS: dict[str, str] = {
     "DOCKO_QUEUES": QUEUE,
     "DOCKO_WORKER_COUNT": "2",
@@ -66,28 +62,11 @@ DEFAULT_SETTINGS: dict[str, str] = {
 }
 
 
-def minimal_environ(python_path: Sequence[Path]) -> dict[str, str]:
-    """Process basics from ``os.environ`` and ``PYTHONPATH``; no ``DOCKO_*`` setting at all."""
-    env = {key: value for key, value in os.environ.items() if key in _KEPT_ENVIRON}
-    env["PYTHONPATH"] = os.pathsep.join(str(path) for path in python_path)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def daemon_env(
     base: Mapping[str, str], database_url: str | None, **settings: str | None
 ) -> dict[str, str]:
     """``base`` plus the test defaults, ``DOCKO_DATABASE_URL`` and ``settings`` (None removes)."""
-    env = dict(base)
-    env.update(DEFAULT_SETTINGS)
-    if database_url is not None:
-        env["DOCKO_DATABASE_URL"] = database_url
-    for key, value in settings.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
+    return with_settings(base, DEFAULT_SETTINGS, database_url, settings)
 
 
 def with_credentials(dsn: str, user: str, password: str) -> str:
@@ -123,35 +102,8 @@ def wait_until(
         time.sleep(POLL_INTERVAL)
 
 
-class Daemon:
-    """A ``docko-worker`` process whose stdout and stderr go to files."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], stdout: Path, stderr: Path) -> None:
-        self.proc = proc
-        self.stdout_path = stdout
-        self.stderr_path = stderr
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    def events(self) -> list[dict[str, Any]]:
-        """The JSON log lines on stderr so far (other lines are skipped)."""
-        found: list[dict[str, Any]] = []
-        for line in self.stderr().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                found.append(record)
-        return found
+class Daemon(DaemonProcess):
+    """A daemon of an e2e test, waited on by blocking polls."""
 
     def event_names(self) -> list[str]:
         return [str(record.get("event")) for record in self.events()]
@@ -176,18 +128,6 @@ class Daemon:
         except subprocess.TimeoutExpired:
             pytest.fail(f"daemon did not exit within {timeout:g}s\n{self.describe()}")
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-    def describe(self, tail: int = 60) -> str:
-        lines = self.stderr().splitlines()[-tail:]
-        return (
-            f"--- daemon pid {self.pid}, exit status {self.proc.poll()}; "
-            f"last {len(lines)} stderr lines:\n" + "\n".join(lines)
-        )
-
 
 class Daemons:
     """Starts daemons for one test and kills whatever is left at teardown."""
@@ -198,42 +138,13 @@ class Daemons:
 
     def start(self, env: Mapping[str, str], *args: str) -> Daemon:
         """Start ``docko-worker run`` (or ``docko-worker *args``) with exactly ``env``."""
-        index = len(self._started)
-        stdout = self._directory / f"daemon{index}.stdout"
-        stderr = self._directory / f"daemon{index}.stderr"
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            proc = subprocess.Popen(
-                [CLI, *(args or ("run",))],
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-            )
-        daemon = Daemon(proc, stdout, stderr)
+        daemon = Daemon.launch(self._directory, len(self._started), env, *args)
         self._started.append(daemon)
         return daemon
 
     def kill_all(self) -> None:
         for daemon in self._started:
             daemon.kill()
-
-
-def run_cli(
-    args: Sequence[str], env: Mapping[str, str], *, timeout: float = CLI_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    """Run ``docko-worker *args`` to completion, capturing its output."""
-    try:
-        return subprocess.run(
-            [CLI, *args],
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"docko-worker {' '.join(args)} did not exit within {timeout:g}s: {exc}")
 
 
 def describe_result(result: subprocess.CompletedProcess[str]) -> str:

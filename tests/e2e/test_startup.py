@@ -21,9 +21,10 @@ from e2e_helpers import (
     daemon_env,
     describe_result,
     enqueue,
-    minimal_environ,
     run_cli,
 )
+
+from tests.daemon_process import minimal_environ
 
 pytestmark = pytest.mark.e2e
 
