@@ -19,7 +19,7 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -95,6 +95,29 @@ class JobState(StrEnum):
 
 _STATES = {state.value: state for state in JobState}
 
+# PostgreSQL's 'infinity' and '-infinity': the largest and smallest datetimes, in UTC like every
+# other job timestamp (asyncpg's own decoding gives them without a time zone).
+_INFINITE = {
+    float("inf"): datetime.max.replace(tzinfo=UTC),
+    float("-inf"): datetime.min.replace(tzinfo=UTC),
+}
+
+
+def _timestamp(seconds: float | None) -> datetime | None:
+    """A ``job_columns`` timestamp (seconds since the Unix epoch) as an aware UTC datetime.
+
+    Exact to the microsecond between 1834 and 2106 (under 2**32 seconds from the epoch): there a
+    float8 lies within a quarter of a microsecond of the stored value, and ``fromtimestamp``
+    rounds to the nearest one. Further out a float8 cannot hold every microsecond, and a value
+    read back may be off by a few.
+    """
+    if seconds is None:
+        return None
+    infinite = _INFINITE.get(seconds)
+    if infinite is not None:
+        return infinite
+    return datetime.fromtimestamp(seconds, UTC)
+
 
 @dataclass(slots=True)
 class Job:
@@ -129,14 +152,20 @@ class Job:
     @classmethod
     def from_records(cls, records: Sequence[Sequence[Any]]) -> list[Job]:
         """Build jobs from rows of the ``job_columns`` shape: the dataclass's fields, in order,
-        with the payload as JSON text and the state as text.
+        with the payload as JSON text, the state as text and timestamps as epoch seconds.
 
         Rows are read by position and the payloads decoded in one ``json.loads`` call: for the
-        small payloads jobs carry, per-call overhead is most of the cost of decoding them.
+        small payloads jobs carry, per-call overhead is most of the cost of decoding them. Each
+        distinct timestamp is converted once per batch.
         """
         if not records:
             return []
         payloads = json.loads("[" + ",".join([row[3] for row in records]) + "]")
+        seconds = {
+            value for row in records for value in (row[8], row[9], row[10], row[14], row[15])
+        }
+        # Any: the NOT NULL timestamp columns never map to None.
+        at: dict[float | None, Any] = {value: _timestamp(value) for value in seconds}
         return [
             cls(
                 row[0],
@@ -147,14 +176,14 @@ class Job:
                 row[5],
                 row[6],
                 row[7],
-                row[8],
-                row[9],
-                row[10],
+                at[row[8]],
+                at[row[9]],
+                at[row[10]],
                 row[11],
                 row[12],
                 row[13],
-                row[14],
-                row[15],
+                at[row[14]],
+                at[row[15]],
             )
             for row, payload in zip(records, payloads, strict=True)
         ]

@@ -4,9 +4,15 @@
 -- statements behave the same on a caller's connection whatever JSON codec it has set.
 
 -- fragment: job_columns
+-- Timestamps travel as float8 seconds since the Unix epoch. asyncpg builds each timestamptz
+-- through timedelta arithmetic, the larger part of decoding a claimed row; from floats the
+-- decoder builds each distinct value once per batch, and a batch's rows mostly share their
+-- values (one claim's now(), one enqueue's now()). See Job.from_records for the precision.
 id, queue_name, job_type, payload::text AS payload, state::text AS state, attempt, max_attempts,
-priority, run_at, created_at, updated_at, last_error, dedupe_key, worker_id, lease_expires_at,
-finished_at
+priority, date_part('epoch', run_at) AS run_at, date_part('epoch', created_at) AS created_at,
+date_part('epoch', updated_at) AS updated_at, last_error, dedupe_key, worker_id,
+date_part('epoch', lease_expires_at) AS lease_expires_at,
+date_part('epoch', finished_at) AS finished_at
 
 -- fragment: still_running
 -- The guard of every write to a running job, found by id. Compared as text on purpose: the
@@ -109,7 +115,7 @@ WITH candidates AS MATERIALIZED (
     WHERE docko_jobs.id = candidates.claim_id
     RETURNING docko_jobs.*
 )
-SELECT {{job_columns}} FROM claimed ORDER BY priority, run_at, id
+SELECT {{job_columns}} FROM claimed ORDER BY claimed.priority, claimed.run_at, claimed.id
 
 -- name: complete_jobs
 -- Guarded by the attempt each job was claimed with; returns the ids actually completed.

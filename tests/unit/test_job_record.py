@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,8 +41,11 @@ def values(**overrides: Any) -> dict[str, Any]:
 
 
 def as_row(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A row as the claim returns it: the ``job_columns``, in order."""
-    return tuple(row[field.name] for field in fields(Job))
+    """A row as the claim returns it: the ``job_columns``, in order, timestamps as epoch seconds."""
+    return tuple(
+        row[field.name].timestamp() if isinstance(row[field.name], datetime) else row[field.name]
+        for field in fields(Job)
+    )
 
 
 def record(**overrides: Any) -> tuple[Any, ...]:
@@ -129,5 +133,44 @@ def test_job_columns_list_the_job_fields_in_order() -> None:
     """Rows are read by position: the claim's columns must follow the dataclass's fields."""
     text = (sql_dir() / "queries.sql").read_text(encoding="utf-8")
     fragment = text.split("-- fragment: job_columns\n", 1)[1].split("\n\n", 1)[0]
-    columns = [part.split(" AS ")[-1].split("::")[0].strip() for part in fragment.split(",")]
+    sql = " ".join(line for line in fragment.splitlines() if not line.startswith("--"))
+    columns = [
+        part.split(" AS ")[-1].split("::")[0].strip() for part in re.split(r",(?![^(]*\))", sql)
+    ]
     assert columns == [field.name for field in fields(Job)]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1834, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(2024, 5, 1, 12, 0, 0, 123457, tzinfo=UTC),
+        datetime(2038, 1, 19, 3, 14, 8, 999999, tzinfo=UTC),
+        datetime(2106, 2, 7, 6, 28, 15, 999999, tzinfo=UTC),
+    ],
+)
+def test_timestamps_read_back_to_the_microsecond(moment: datetime) -> None:
+    job = Job.from_record(record(run_at=moment, created_at=moment, finished_at=moment))
+    assert (job.run_at, job.created_at, job.finished_at) == (moment, moment, moment)
+    assert job.run_at.tzinfo is UTC
+
+
+def test_microseconds_across_a_second_read_back_exactly() -> None:
+    base = datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC)
+    moments = [base + timedelta(microseconds=us) for us in range(1_000_000)]
+    rows = [record(run_at=moment) for moment in moments[::997]]
+    assert [job.run_at for job in Job.from_records(rows)] == moments[::997]
+
+
+def test_infinite_timestamps_read_as_asyncpg_reads_them() -> None:
+    job = Job.from_record(record(run_at=float("inf"), created_at=float("-inf")))
+    assert job.run_at == datetime.max.replace(tzinfo=UTC)
+    assert job.created_at == datetime.min.replace(tzinfo=UTC)
+
+
+def test_rows_of_a_batch_share_equal_timestamps() -> None:
+    jobs = Job.from_records([record(attempt=n) for n in range(1, 4)])
+    assert len({id(job.updated_at) for job in jobs}) == 1
+    assert all(job.updated_at == NOW + timedelta(seconds=1) for job in jobs)
