@@ -340,7 +340,19 @@ class Supervisor:
                 log.debug(
                     "job_completed", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
                 )
-        elif isinstance(error, PermanentError):
+            return
+        try:
+            self._record_error(job, error, timeout, timer)
+        finally:
+            # The error's traceback holds this frame, which holds the error: a cycle that would
+            # keep the handler's frames and what they held (a document's bytes) alive until the
+            # cyclic garbage collector next ran.
+            del error
+
+    def _record_error(
+        self, job: Job, error: BaseException, timeout: float | None, timer: asyncio.Timeout | None
+    ) -> None:
+        if isinstance(error, PermanentError):
             self._fail(job, describe_error(error), permanent=True)
         elif isinstance(error, TimeoutError) and timer is not None and timer.expired():
             self._failed_attempt(job, f"JobTimeout: handler ran longer than {timeout:g}s")

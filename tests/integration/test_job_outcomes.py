@@ -5,6 +5,8 @@ handler is registered for (left waiting)."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Callable
 
 from docko_worker import Config, Job, JobState, PermanentError
@@ -222,3 +224,31 @@ async def test_handler_receives_the_stored_job(make_config: Callable[..., Config
     assert received.attempt == 1
     assert received.priority == -2
     assert received.worker_id == worker_id
+
+
+class Document:
+    """Stands for what a handler holds while it works (a document's bytes)."""
+
+
+async def test_a_failed_job_leaves_nothing_for_the_garbage_collector(
+    make_config: Callable[..., Config],
+) -> None:
+    """What a failing handler held is freed as soon as its outcome is recorded, not when the
+    cyclic garbage collector next runs: a run of failures must not pile up documents."""
+    held: list[weakref.ref[Document]] = []
+
+    async def broken(job: Job) -> None:
+        document = Document()
+        held.append(weakref.ref(document))
+        raise ValueError(f"cannot parse {document!r}")
+
+    gc.collect()
+    gc.disable()
+    try:
+        async with running_queue(make_config(), {"ocr": broken}) as queue:
+            job = await queue.enqueue("default", "ocr", {}, max_attempts=1)
+            await wait_for_state(queue, job.id, JobState.FAILED)
+            assert len(held) == 1
+            await wait_until(lambda: held[0]() is None, timeout=5)
+    finally:
+        gc.enable()
