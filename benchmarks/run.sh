@@ -16,13 +16,25 @@ cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
 
+# The source files of docko-worker and of the handler package, for the worker environments'
+# stamps: those install them as built wheels, which a change to the working tree must replace.
+sources() {
+    find ../docko_worker ../sql bench_handlers -type f \( -name '*.py' -o -name '*.sql' \) \
+        -not -path '*/__pycache__/*' | LC_ALL=C sort
+}
+
 # ensure_env DIR STAMP LABEL REQUIREMENTS [PIP ARGS...]: create the virtual environment DIR and
-# (re)install REQUIREMENTS into it whenever they or a pyproject.toml changed since STAMP was written.
+# (re)install REQUIREMENTS into it whenever they, a pyproject.toml or (with WITH_SOURCES=1) the
+# sources changed since STAMP was written.
 ensure_env() {
     local dir="$1" stamp="$1/$2" label="$3" requirements="$4"
     shift 4
     local wanted
-    wanted="$(cat "$requirements" ../pyproject.toml bench_handlers/pyproject.toml | sha256sum | cut -d' ' -f1)"
+    wanted="$(
+        cat "$requirements" ../pyproject.toml bench_handlers/pyproject.toml
+        if [[ "${WITH_SOURCES:-0}" == 1 ]]; then sources | xargs cat; fi
+    )"
+    wanted="$(printf '%s' "$wanted" | sha256sum | cut -d' ' -f1)"
     if [[ ! -x "$dir/bin/python" ]]; then
         "$PYTHON" -m venv "$dir"
     fi
@@ -36,11 +48,12 @@ ensure_env() {
 
 ensure_env "$VENV" .bench-installed benchmark requirements.txt -e .. -e ./bench_handlers
 
-# Each worker runs from an environment holding only its system and the handlers, as it would be
-# deployed: a daemon's start-up imports whatever its dependencies find installed beside it.
+# Each worker runs from an environment holding only its system and the handlers, installed as a
+# daemon is deployed: from built wheels, byte-compiled, with nothing else beside them (a daemon's
+# start-up imports whatever its dependencies find installed, and compiles what has no bytecode).
 for spec in worker-envs/*.txt; do
     system="$(basename "$spec" .txt)"
-    ensure_env ".venv-$system" .installed "$system worker" "$spec"
+    WITH_SOURCES=1 ensure_env ".venv-$system" .installed "$system worker" "$spec"
 done
 
 start=$(date +%s)
