@@ -92,6 +92,11 @@ class Completer:
         if len(self._pending) >= self._max_pending:
             self._has_room.clear()
 
+    @property
+    def has_room(self) -> bool:
+        """False while too many outcomes are unwritten (see ``wait_for_room``)."""
+        return self._has_room.is_set()
+
     async def wait_for_room(self) -> None:
         """Back-pressure: wait while too many outcomes are unwritten."""
         if not self._has_room.is_set():

@@ -1,8 +1,8 @@
 """The supervisor: one fetcher, N coroutine workers, the heartbeat, and graceful shutdown.
 
 The fetcher claims jobs for every free worker slot in one statement and hands them to the workers
-through an in-memory queue; it claims again at once while claims come back full and sleeps (until
-woken by the waker or ``poll_interval`` passes) only once the queue is drained. Workers run a
+through an in-memory ``Handoff``; it claims again at once while claims come back full and sleeps
+(until woken by the waker or ``poll_interval`` passes) only once the queue is drained. Workers run a
 handler under the job's timeout and hand the outcome to the completer without waiting for the
 database. The heartbeat extends the lease of every job this process holds, in one statement.
 
@@ -28,6 +28,7 @@ import structlog
 from .completer import Completer
 from .config import Config
 from .errors import PermanentError
+from .handoff import Handoff
 from .job import Job
 from .loop_monitor import LoopMonitor
 from .registry import HandlerRegistry
@@ -102,7 +103,7 @@ class Supervisor:
         self._job_types = registry.job_types
         # Per-job debug events cost even when filtered out; skip them unless asked for.
         self._debug = config.log_level == "debug"
-        self._ready: asyncio.Queue[Job | None] = asyncio.Queue()
+        self._ready: Handoff[Job | None] = Handoff()
         self._held: dict[uuid.UUID, Job] = {}
         self._running: dict[int, Job] = {}
         self._holding = 0
@@ -168,7 +169,7 @@ class Supervisor:
             await self._stop_fetcher(self._fetcher)
         self._release_unstarted()
         for _ in self._workers:
-            self._ready.put_nowait(None)
+            self._ready.put(None)
         await self._drain_workers()
         stuck = await settle(self._side_tasks, grace=SIDE_TASK_STOP_GRACE)
         if stuck:
@@ -194,8 +195,7 @@ class Supervisor:
             log.warning("claim_abandoned_at_shutdown", waited=FETCHER_STOP_GRACE)
 
     def _release_unstarted(self) -> None:
-        while not self._ready.empty():
-            job = self._ready.get_nowait()
+        for job in self._ready.take_all():
             if job is not None:
                 self._release(job)
                 self._holding -= 1
@@ -266,7 +266,7 @@ class Supervisor:
         held, ready = self._held, self._ready
         for job in jobs:
             held[job.id] = job
-            ready.put_nowait(job)
+            ready.put(job)
 
     async def _sleep_until_woken(self, seconds: float) -> None:
         if self._stopping or self._wake.is_set():
@@ -298,7 +298,8 @@ class Supervisor:
                     self._slot_free.set()
             if execution.abandoned:
                 return  # a replacement worker has taken this slot
-            await completer.wait_for_room()
+            if not completer.has_room:
+                await completer.wait_for_room()
 
     async def _execute(self, index: int, execution: _Execution) -> None:
         job = execution.job

@@ -1,0 +1,67 @@
+"""The hand-off of claimed jobs from the fetcher to idle workers.
+
+A first-in, first-out line of items and the workers waiting for one. It does what the supervisor
+needs of ``asyncio.Queue`` and no more (no size bound, no task accounting, no waiting producers):
+each claimed job passes through it once, and at tens of thousands of jobs a second the
+bookkeeping ``asyncio.Queue`` does per item is a measurable share of the daemon's CPU.
+
+An item stays in the line until a worker takes it; waking a worker only tells it to look. So a
+worker cancelled just after being woken leaves its item for the next one, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Handoff(Generic[T]):
+    """Items in arrival order; ``get`` waits for one."""
+
+    __slots__ = ("_items", "_waiters")
+
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: T) -> None:
+        """Add ``item`` and wake one waiting worker, if any."""
+        self._items.append(item)
+        self._wake_one()
+
+    async def get(self) -> T:
+        """The oldest item, waiting until there is one."""
+        items = self._items
+        while not items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if not waiter.cancelled() and waiter.done():
+                    # Woken, then cancelled before taking the item: pass the wake-up on.
+                    self._wake_one()
+                elif not waiter.done():
+                    waiter.cancel()
+                raise
+        return items.popleft()
+
+    def take_all(self) -> list[T]:
+        """Remove and return every item no worker has taken yet."""
+        taken = list(self._items)
+        self._items.clear()
+        return taken
+
+    def _wake_one(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
