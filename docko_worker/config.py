@@ -78,10 +78,10 @@ class Config(BaseSettings):
         default=60.0, description="Seconds between deletions of finished jobs past retention."
     )
     claim_batch_size: int = Field(
-        default=500, ge=1, description="Most jobs one claim statement takes."
+        default=1000, ge=1, description="Most jobs one claim statement takes."
     )
     completion_batch_size: int = Field(
-        default=500, ge=1, description="Most outcomes one completion statement writes."
+        default=1000, ge=1, description="Most outcomes one completion statement writes."
     )
     completion_flush_interval: Annotated[float, Field(ge=0)] = Field(
         default=0.005, description="Seconds an outcome may wait to be written with others."

@@ -2,8 +2,10 @@
 
 Two rows use this adapter: the fast configuration (completed jobs deleted at once,
 ``DOCKO_COMPLETED_RETENTION=0``) and the default retention users get out of the box (completed
-rows kept for a day). Both run 1,000 concurrent workers claiming up to 500 jobs per statement:
-twice the batch, so one claim is in flight while the previous batch runs.
+rows kept for a day). Both run 2,000 concurrent workers claiming up to 1,000 jobs per statement
+and writing up to 1,000 outcomes per statement: twice the batch, so one claim is in flight while
+the previous batch runs. Measured here, claims of 1,000 processed 20,000 jobs about 35% faster
+than claims of 500 (per-statement costs: planning, round trips), and claims of 2,000 no faster.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Docko(System):
     package = "docko-worker"
     chunk_size = 5000
 
-    def __init__(self, *, retention: int, worker_count: int = 1000, claim_batch: int = 500) -> None:
+    def __init__(self, *, retention: int, worker_count: int = 2000, claim_batch: int = 1000) -> None:
         self.retention = retention
         self.worker_count = worker_count
         self.claim_batch = claim_batch
@@ -45,7 +47,7 @@ class Docko(System):
         return {
             "DOCKO_WORKER_COUNT": str(self.worker_count),
             "DOCKO_CLAIM_BATCH_SIZE": str(self.claim_batch),
-            "DOCKO_COMPLETION_BATCH_SIZE": "500",
+            "DOCKO_COMPLETION_BATCH_SIZE": str(self.claim_batch),
             "DOCKO_COMPLETED_RETENTION": str(self.retention),
             "DOCKO_LOG_LEVEL": "warning",
             "DOCKO_LOG_FORMAT": "json",
