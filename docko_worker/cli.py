@@ -243,7 +243,7 @@ async def run_daemon(config: Config, registry: HandlerRegistry) -> int:
         job_types=registry.job_types,
         worker_count=config.worker_count,
     )
-    pool = await wait_for_pool(config, stop)
+    pool = await wait_for_pool(config, stop, generic_plans=True)
     if pool is None:
         log.info("daemon_stopped_before_start")
         return 0

@@ -14,6 +14,7 @@ import structlog
 
 from .config import Config, redact_dsn
 from .retry import reconnect_delay
+from .statements import SQL
 
 log = structlog.get_logger("docko_worker.pool")
 
@@ -38,19 +39,38 @@ async def _keep_session(_conn: Any) -> None:
     """Pool reset hook: skip asyncpg's reset query, a round trip per release.
 
     Connections of this pool only run the named statements, which leave no session state
-    behind (no SET, LISTEN, cursors or session locks); asyncpg still rolls back a transaction
-    left open before calling this.
+    behind (no SET, LISTEN, cursors or session locks; the daemon's plan setting is made once
+    per connection, on purpose); asyncpg still rolls back a transaction left open before
+    calling this.
     """
 
 
-async def create_pool(config: Config, *, min_size: int = 1, max_size: int | None = None) -> Any:
-    """A pool sized for the daemon (or ``max_size``), honouring ``statement_cache_size``."""
+async def _use_generic_plans(conn: Any) -> None:
+    await conn.execute(SQL.use_generic_plans)
+
+
+async def create_pool(
+    config: Config,
+    *,
+    min_size: int = 1,
+    max_size: int | None = None,
+    generic_plans: bool = False,
+) -> Any:
+    """A pool sized for the daemon (or ``max_size``), honouring ``statement_cache_size``.
+
+    ``generic_plans``: the daemon's pool, whose connections run only docko-worker's statements,
+    plans each of them once (see ``use_generic_plans`` in ``sql/queries.sql``). Not with a
+    statement cache of 0: then nothing is prepared to reuse a plan, and behind PgBouncer in
+    transaction mode a session setting would leak to other clients.
+    """
+    init = _use_generic_plans if generic_plans and config.statement_cache_size > 0 else None
     return await asyncpg.create_pool(
         config.require_database_url(),
         min_size=min_size,
         max_size=max_size or config.pool_size,
         statement_cache_size=config.statement_cache_size,
         server_settings=_server_settings(),
+        init=init,
         reset=_keep_session,
         timeout=10,
     )
@@ -67,7 +87,11 @@ async def connect(config: Config) -> Any:
 
 
 async def wait_for_pool(
-    config: Config, stop: asyncio.Event | None = None, *, max_delay: float = 30.0
+    config: Config,
+    stop: asyncio.Event | None = None,
+    *,
+    max_delay: float = 30.0,
+    generic_plans: bool = False,
 ) -> Any | None:
     """Create the pool, retrying with backoff while the database does not answer.
 
@@ -76,7 +100,7 @@ async def wait_for_pool(
     attempt = 0
     while True:
         try:
-            return await create_pool(config)
+            return await create_pool(config, generic_plans=generic_plans)
         except CONNECT_ERRORS as exc:
             attempt += 1
             delay = reconnect_delay(attempt, 0.5, max_delay)

@@ -209,6 +209,15 @@ ORDER BY queue_name, job_type, state
 -- Liveness check for idle connections (the LISTEN connection, health checks).
 SELECT 1
 
+-- name: use_generic_plans
+-- Run once on each of the daemon's pooled connections. PostgreSQL would plan the claim afresh on
+-- every execution (its generic plan is estimated dearer, as it cannot see the array and LIMIT
+-- arguments), which costs more than executing it on a small table, and it would give the first
+-- five outcome writes of each connection custom plans that scan a never-analyzed table whole.
+-- Every statement the daemon runs is checked under generic plans on a million-row table
+-- (tests/integration/test_query_plans.py).
+SELECT set_config('plan_cache_mode', 'force_generic_plan', false)
+
 -- name: drop_demo_database
 -- `docko-worker demo` starts each run from a fresh database of this fixed name (an identifier
 -- cannot be a parameter). Runs outside a transaction block; fails while another session is
