@@ -32,7 +32,9 @@ class Docko(System):
     package = "docko-worker"
     chunk_size = 5000
 
-    def __init__(self, *, retention: int, worker_count: int = 2000, claim_batch: int = 1000) -> None:
+    def __init__(
+        self, *, retention: int, worker_count: int = 2000, claim_batch: int = 1000
+    ) -> None:
         self.retention = retention
         self.worker_count = worker_count
         self.claim_batch = claim_batch
