@@ -31,10 +31,11 @@ ensure_env() {
     shift 4
     local wanted
     wanted="$(
-        cat "$requirements" ../pyproject.toml bench_handlers/pyproject.toml
-        if [[ "${WITH_SOURCES:-0}" == 1 ]]; then sources | xargs cat; fi
+        {
+            cat "$requirements" ../pyproject.toml bench_handlers/pyproject.toml
+            if [[ "${WITH_SOURCES:-0}" == 1 ]]; then sources | xargs cat; fi
+        } | sha256sum | cut -d' ' -f1
     )"
-    wanted="$(printf '%s' "$wanted" | sha256sum | cut -d' ' -f1)"
     if [[ ! -x "$dir/bin/python" ]]; then
         "$PYTHON" -m venv "$dir"
     fi

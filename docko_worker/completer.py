@@ -99,8 +99,7 @@ class Completer:
 
     async def wait_for_room(self) -> None:
         """Back-pressure: wait while too many outcomes are unwritten."""
-        if not self._has_room.is_set():
-            await self._has_room.wait()
+        await self._has_room.wait()
 
     @property
     def pending(self) -> int:
