@@ -54,14 +54,24 @@ def _version_and_counter(count: int) -> bytes:
 
 
 def new_job_ids(count: int) -> list[UUID]:
-    """Time-ordered UUIDs (version 7), ascending within the batch.
+    """Time-ordered UUIDs (version 7), ascending within the batch."""
+    return uuids_from_bytes(new_job_id_bytes(count))
+
+
+def uuids_from_bytes(data: bytes) -> list[UUID]:
+    """The UUIDs held back to back in ``data``, 16 bytes each.
 
     They are asyncpg's ``UUID`` (a ``uuid.UUID``, the type its queries return), which it encodes
     without conversion and builds from bytes in C: ``uuid.UUID(bytes=...)`` costs several times
     more than the rest of a bulk enqueue's per-job work.
     """
+    return [_uuid_from_bytes(data[i : i + 16]) for i in range(0, len(data), 16)]
+
+
+def new_job_id_bytes(count: int) -> bytes:
+    """``count`` time-ordered UUIDs (version 7) as 16 bytes each, ascending within the batch."""
     if count <= 0:
-        return []
+        return b""
     millis = (time.time_ns() // 1_000_000).to_bytes(6, "big")
     version_and_counter = _version_and_counter(count)
     noise = os.urandom(8 * count)
@@ -73,8 +83,7 @@ def new_job_ids(count: int) -> list[UUID]:
     for i in range(8):
         raw[8 + i :: 16] = noise[i::8]
     raw[8::16] = raw[8::16].translate(_V7_VARIANT)
-    data = bytes(raw)
-    return [_uuid_from_bytes(data[i : i + 16]) for i in range(0, 16 * count, 16)]
+    return bytes(raw)
 
 
 def new_job_id() -> UUID:

@@ -45,10 +45,6 @@ WAKER_STOP_GRACE = 5.0
 # Seconds ``close`` waits for the pool's connections before terminating them.
 POOL_CLOSE_GRACE = 10.0
 
-# Jobs per COPY statement in ``enqueue_many``: small enough that encoding the next chunk overlaps
-# the server inserting this one, large enough that the round trips do not count.
-COPY_CHUNK = 1000
-
 # Attempts to resolve a dedupe conflict whose holder finished between insert and look-up.
 _DEDUPE_RETRIES = 5
 
@@ -241,15 +237,13 @@ class Queue:
         seconds = _delay_seconds(delay)
         attempts = self._max_attempts(max_attempts)
         if conn is None and start is None and seconds == 0:
-            # Encoded a chunk at a time, while the server inserts the previous chunk; a payload
-            # that cannot be encoded rolls the whole call back.
+            # Encoded while the COPY streams; a payload that cannot be encoded rolls the whole
+            # call back.
             return await self.store.copy_jobs(
                 queue_name=queue_name,
                 job_type=job_type,
-                payload_chunks=(
-                    [encode_payload(payload) for payload in items[i : i + COPY_CHUNK]]
-                    for i in range(0, len(items), COPY_CHUNK)
-                ),
+                payloads_json=map(encode_payload, items),
+                count=len(items),
                 priority=int(priority),
                 max_attempts=attempts,
             )

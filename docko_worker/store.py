@@ -8,21 +8,18 @@ lease from a write that landed.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import datetime
-from itertools import repeat
 from typing import Any
 from uuid import UUID
 
-from .job import Job, new_job_ids
+from .copy_format import COPY_COLUMNS, encode_copy_stream
+from .job import Job, new_job_id_bytes, uuids_from_bytes
 from .statements import SQL
 
 NOTIFY_CHANNEL = "docko_jobs"
 
-# The columns ``copy_jobs`` fills; the rest take their defaults (run_at = now()).
 JOBS_TABLE = "docko_jobs"
-COPY_COLUMNS = ("id", "queue_name", "job_type", "payload", "priority", "max_attempts")
 
 # asyncpg's Pool and Connection share the query methods used here.
 Executor = Any
@@ -94,54 +91,34 @@ class JobStore:
         *,
         queue_name: str,
         job_type: str,
-        payload_chunks: Iterable[Sequence[str]],
+        payloads_json: Iterable[str],
+        count: int,
         priority: int,
         max_attempts: int,
     ) -> list[UUID]:
-        """Bulk insert through COPY on a pool connection, due now, with one NOTIFY, in one
-        transaction.
+        """Bulk insert ``count`` jobs, due now, through one binary COPY on a pool connection,
+        with one NOTIFY, in one transaction.
 
-        ``payload_chunks`` yields the JSON payloads a chunk at a time, one COPY each: while the
-        server inserts one chunk, the next is produced (the caller encodes payloads lazily), so
-        the client's work and the server's overlap. An error raised while producing a chunk rolls
-        the whole transaction back. Only for the store's own pool: COPY encodes json with the
-        connection's codec, which a caller's connection may have replaced.
+        ``payloads_json`` may encode lazily: it is read while the COPY streams, so the client's
+        encoding overlaps the server's inserts. An error raised while producing a payload aborts
+        the COPY and rolls the whole transaction back. Only for the store's own pool, whose
+        connections are never left mid-transaction by a caller.
         """
-        ids: list[UUID] = []
+        id_bytes = new_job_id_bytes(count)
+        stream = encode_copy_stream(
+            id_bytes,
+            payloads_json,
+            queue_name=queue_name,
+            job_type=job_type,
+            priority=priority,
+            max_attempts=max_attempts,
+        )
         async with self.executor.acquire() as conn, conn.transaction():
-            in_flight: asyncio.Future[Any] | None = None
-            try:
-                for chunk in payload_chunks:
-                    chunk_ids = new_job_ids(len(chunk))
-                    ids += chunk_ids
-                    records = zip(
-                        chunk_ids,
-                        repeat(queue_name),
-                        repeat(job_type),
-                        chunk,
-                        repeat(priority),
-                        repeat(max_attempts),
-                        strict=False,
-                    )
-                    if in_flight is not None:
-                        await in_flight
-                    in_flight = asyncio.ensure_future(
-                        conn.copy_records_to_table(
-                            JOBS_TABLE, records=records, columns=COPY_COLUMNS
-                        )
-                    )
-                    # Let the COPY send its rows before the next chunk is produced.
-                    await asyncio.sleep(0)
-                if in_flight is not None:
-                    await in_flight
-            except BaseException:
-                # The connection must be idle before the transaction can roll back; the COPY's
-                # own error, if any, is superseded by this one.
-                if in_flight is not None:
-                    await asyncio.gather(in_flight, return_exceptions=True)
-                raise
+            await conn.copy_to_table(
+                JOBS_TABLE, source=_aiter(stream), columns=COPY_COLUMNS, format="binary"
+            )
             await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name)
-        return ids
+        return uuids_from_bytes(id_bytes)
 
     async def find_unfinished_by_dedupe_key(
         self, dedupe_key: str, conn: Executor | None = None
@@ -210,3 +187,9 @@ class JobStore:
     async def _ids(self, statement: str, *args: Any) -> set[UUID]:
         rows = await self.executor.fetch(statement, *args)
         return {row[0] for row in rows}
+
+
+async def _aiter(items: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """asyncpg reads a COPY source only as an async iterable."""
+    for item in items:
+        yield item

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from docko_worker import JobState, PayloadError, Queue
-from docko_worker.queue import COPY_CHUNK
+from docko_worker.copy_format import ROWS_PER_MESSAGE
 from tests.integration.test_enqueue_db import next_notification, send_marker
 
 
@@ -38,6 +38,23 @@ async def test_jobs_due_now_are_copied_in_with_one_notification(
     assert first.run_at <= datetime.now(UTC)
 
 
+async def test_copied_jobs_keep_non_ascii_names_and_a_negative_priority(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    ids = await queue.enqueue_many("dokumente-ü", "ocr-é", [{"n": 1}], priority=-5)
+
+    row = await db.fetchrow(
+        "SELECT queue_name, job_type, priority, state::text AS state FROM docko_jobs WHERE id = $1",
+        ids[0],
+    )
+    assert dict(row) == {
+        "queue_name": "dokumente-ü",
+        "job_type": "ocr-é",
+        "priority": -5,
+        "state": "available",
+    }
+
+
 async def test_deferred_bulk_jobs_are_not_due_yet(queue: Queue) -> None:
     later = datetime.now(UTC) + timedelta(hours=1)
     ids = await queue.enqueue_many("documents", "ocr", [{"n": 1}, {"n": 2}], run_at=later)
@@ -51,10 +68,10 @@ async def test_deferred_bulk_jobs_are_not_due_yet(queue: Queue) -> None:
     assert claimed == []
 
 
-async def test_a_call_of_several_copy_chunks_keeps_every_payload_with_its_id(
+async def test_a_call_of_several_copy_messages_keeps_every_payload_with_its_id(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
-    count = COPY_CHUNK * 2 + 37
+    count = ROWS_PER_MESSAGE * 2 + 37
     payloads = [{"n": n} for n in range(count)]
     ids = await queue.enqueue_many("documents", "ocr", payloads)
 
@@ -64,11 +81,11 @@ async def test_a_call_of_several_copy_chunks_keeps_every_payload_with_its_id(
     assert [stored[job_id] for job_id in ids] == payloads
 
 
-async def test_a_bad_payload_in_a_late_chunk_writes_nothing(
+async def test_a_bad_payload_in_a_late_copy_message_writes_nothing(
     queue: Queue, db: asyncpg.Connection, notifications: asyncio.Queue[str]
 ) -> None:
-    payloads: list[object] = [{"n": n} for n in range(COPY_CHUNK * 3)]
-    payloads[COPY_CHUNK * 2 + 5] = {"not json": {1, 2}}
+    payloads: list[object] = [{"n": n} for n in range(ROWS_PER_MESSAGE * 3)]
+    payloads[ROWS_PER_MESSAGE * 2 + 5] = {"not json": {1, 2}}
 
     with pytest.raises(PayloadError):
         await queue.enqueue_many("documents", "ocr", payloads)
