@@ -88,11 +88,16 @@ SELECT {{job_columns}} FROM docko_jobs WHERE id = $1
 -- name: claim_jobs
 -- Due jobs of the given queues and job types, best priority (lowest number) first, then oldest
 -- run_at. The MATERIALIZED CTE is a fence: the planner cannot lock or update more than $3 rows.
+-- The update finds the rows it locked by their ctid (a TID scan): the physical address of a row
+-- version cannot change while this transaction holds its lock. Joined by id instead, the generic
+-- plan hashes a sequential scan of the whole table whenever statistics show it small, tens of
+-- thousands of rows, which cost more than the claim itself. A row whose lock landed on a version
+-- newer than the statement's snapshot is not updated: it stays available for the next claim.
 WITH candidates AS MATERIALIZED (
-    SELECT picked.id AS claim_id
+    SELECT picked.ctid AS claim_ctid
     FROM unnest($1::text[]) AS served(queue_name)
     CROSS JOIN LATERAL (
-        SELECT jobs.id, jobs.priority, jobs.run_at
+        SELECT jobs.ctid, jobs.priority, jobs.run_at, jobs.id
         FROM docko_jobs AS jobs
         WHERE jobs.state = 'available'
           AND jobs.queue_name = served.queue_name
@@ -111,8 +116,7 @@ WITH candidates AS MATERIALIZED (
         worker_id = $4,
         lease_expires_at = now() + make_interval(secs => $5::float8),
         updated_at = now()
-    FROM candidates
-    WHERE docko_jobs.id = candidates.claim_id
+    WHERE docko_jobs.ctid = ANY(ARRAY(SELECT claim_ctid FROM candidates))
     RETURNING docko_jobs.*
 )
 SELECT {{job_columns}} FROM claimed ORDER BY claimed.priority, claimed.run_at, claimed.id
@@ -169,9 +173,9 @@ RETURNING jobs.id
 
 -- name: rescue_expired_jobs
 -- Running jobs whose lease expired (their worker died): claimable again, or failed when that was
--- their last attempt.
+-- their last attempt. Found again by ctid, as in claim_jobs.
 WITH expired AS MATERIALIZED (
-    SELECT id AS expired_id FROM docko_jobs
+    SELECT ctid AS expired_ctid FROM docko_jobs
     WHERE state = 'running' AND lease_expires_at < now()
     ORDER BY lease_expires_at
     LIMIT $1
@@ -184,20 +188,20 @@ SET state = CASE WHEN jobs.attempt >= jobs.max_attempts
     last_error = 'LeaseExpired: the lease of worker ' || COALESCE(jobs.worker_id, 'unknown')
                  || ' expired during attempt ' || jobs.attempt,
     run_at = now(), lease_expires_at = NULL, worker_id = NULL, updated_at = now()
-FROM expired
-WHERE jobs.id = expired.expired_id
+WHERE jobs.ctid = ANY(ARRAY(SELECT expired_ctid FROM expired))
 RETURNING jobs.id, jobs.queue_name, jobs.job_type, jobs.attempt, jobs.state::text AS state
 
 -- name: prune_finished_jobs
--- Deletes up to $3 jobs in state $1 finished more than $2 seconds ago.
+-- Deletes up to $3 jobs in state $1 finished more than $2 seconds ago; found again by ctid, as in
+-- claim_jobs.
 WITH doomed AS MATERIALIZED (
-    SELECT id AS doomed_id FROM docko_jobs
+    SELECT ctid AS doomed_ctid FROM docko_jobs
     WHERE state = $1::text::docko_job_state AND finished_at IS NOT NULL
       AND finished_at < now() - make_interval(secs => $2::float8)
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
-DELETE FROM docko_jobs AS jobs USING doomed WHERE jobs.id = doomed.doomed_id
+DELETE FROM docko_jobs AS jobs WHERE jobs.ctid = ANY(ARRAY(SELECT doomed_ctid FROM doomed))
 
 -- name: job_counts
 SELECT queue_name, job_type, state::text AS state, count(*) AS jobs

@@ -156,3 +156,31 @@ async def test_outcome_writes_find_jobs_by_primary_key_beside_a_long_history(
     assert indexes == {"docko_jobs_pkey"}, (
         f"{name}: {[(n['Node Type'], n.get('Index Name')) for n in nodes]}"
     )
+
+
+@pytest.fixture
+async def small_table(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """20,000 jobs, analyzed: the size at which a hash join over the whole table looks cheap."""
+    conn = await asyncpg.connect(database_url)
+    await conn.execute(FILL, 18_000, 1_000, 1_000)
+    await conn.execute("ANALYZE docko_jobs")
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("name", sorted(HOT_STATEMENTS))
+async def test_hot_statements_find_locked_rows_again_without_scanning_a_small_table(
+    small_table: asyncpg.Connection, name: str
+) -> None:
+    args, index = HOT_STATEMENTS[name]
+    nodes = await _plan(small_table, name, args)
+
+    scans = [
+        (node["Node Type"], node.get("Index Name"))
+        for node in nodes
+        if node.get("Relation Name") and "Scan" in node["Node Type"]
+    ]
+    assert sorted(scans) == [("Index Scan", index), ("Tid Scan", None)], f"{name}: {scans}"
