@@ -7,6 +7,12 @@ bookkeeping ``asyncio.Queue`` does per item is a measurable share of the daemon'
 
 An item stays in the line until a worker takes it; waking a worker only tells it to look. So a
 worker cancelled just after being woken leaves its item for the next one, and nothing is lost.
+
+Wake-ups are passed along a chain rather than sent one per item: while items wait, exactly one
+woken worker is on its way, and each worker that takes an item wakes the next if items remain. A
+batch of jobs that finish without suspending (no-op or CPU-light handlers) is then worked through
+by a few workers in turn, not by one task switch per job; jobs that suspend still each get their
+own worker, one wake-up later.
 """
 
 from __future__ import annotations
@@ -21,19 +27,22 @@ T = TypeVar("T")
 class Handoff(Generic[T]):
     """Items in arrival order; ``get`` waits for one."""
 
-    __slots__ = ("_items", "_waiters")
+    __slots__ = ("_items", "_waiters", "_woken")
 
     def __init__(self) -> None:
         self._items: deque[T] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
+        # Workers woken that have not run yet: at most one while items wait.
+        self._woken = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
     def put(self, item: T) -> None:
-        """Add ``item`` and wake one waiting worker, if any."""
+        """Add ``item``; wake a waiting worker unless one is already on its way."""
         self._items.append(item)
-        self._wake_one()
+        if not self._woken:
+            self._wake_one()
 
     async def get(self) -> T:
         """The oldest item, waiting until there is one."""
@@ -45,12 +54,18 @@ class Handoff(Generic[T]):
                 await waiter
             except BaseException:
                 if not waiter.cancelled() and waiter.done():
-                    # Woken, then cancelled before taking the item: pass the wake-up on.
-                    self._wake_one()
+                    # Woken, then cancelled before taking an item: pass the wake-up on.
+                    self._woken -= 1
+                    if items and not self._woken:
+                        self._wake_one()
                 elif not waiter.done():
                     waiter.cancel()
                 raise
-        return items.popleft()
+            self._woken -= 1
+        item = items.popleft()
+        if items and not self._woken:
+            self._wake_one()
+        return item
 
     def take_all(self) -> list[T]:
         """Remove and return every item no worker has taken yet."""
@@ -64,4 +79,5 @@ class Handoff(Generic[T]):
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self._woken += 1
                 return

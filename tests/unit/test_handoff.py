@@ -69,3 +69,44 @@ async def test_take_all_removes_what_no_worker_took() -> None:
     assert line.take_all() == [1, 2, None]
     assert len(line) == 0
     assert line.take_all() == []
+
+
+async def test_a_burst_of_quick_items_is_worked_through_by_the_first_worker_woken() -> None:
+    line: Handoff[int | None] = Handoff()
+    taken: dict[int, list[int]] = {0: [], 1: [], 2: []}
+
+    async def worker(number: int) -> None:
+        while (item := await line.get()) is not None:
+            taken[number].append(item)  # finishes without suspending
+
+    workers = [asyncio.create_task(worker(number)) for number in range(3)]
+    await asyncio.sleep(0)
+    for item in range(100):
+        line.put(item)
+    for _ in workers:
+        line.put(None)
+    await asyncio.wait_for(asyncio.gather(*workers), 1)
+
+    # One task switch for the whole burst; the worker it woke in passing found only the ends.
+    assert taken == {0: list(range(100)), 1: [], 2: []}
+
+
+async def test_items_whose_work_suspends_each_get_their_own_worker() -> None:
+    line: Handoff[int] = Handoff()
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def worker() -> None:
+        started.append(await line.get())
+        await release.wait()
+
+    workers = [asyncio.create_task(worker()) for _ in range(3)]
+    await asyncio.sleep(0)
+    for item in range(3):
+        line.put(item)
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+    assert sorted(started) == [0, 1, 2]
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*workers), 1)
