@@ -38,6 +38,25 @@ async def test_jobs_due_now_are_copied_in_with_one_notification(
     assert first.run_at <= datetime.now(UTC)
 
 
+async def test_a_bulk_enqueue_cancelled_mid_copy_writes_nothing(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    payloads = [{"n": n, "text": "x" * 200} for n in range(300_000)]
+    enqueue = asyncio.create_task(queue.enqueue_many("documents", "ocr", payloads))
+    copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%docko_jobs%'"
+    async with asyncio.timeout(30):
+        while not await db.fetchval(copying):
+            assert not enqueue.done()
+            await asyncio.sleep(0.005)
+    enqueue.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await enqueue
+    assert await db.fetchval("SELECT count(*) FROM docko_jobs") == 0
+    # The pool's connection came back usable.
+    assert len(await queue.enqueue_many("documents", "ocr", [{"n": 1}])) == 1
+
+
 async def test_copied_jobs_keep_non_ascii_names_and_a_negative_priority(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
