@@ -109,3 +109,58 @@ async def test_claim_respects_limit_queues_and_types(queue: Queue) -> None:
     assert len(both) == 7
     assert {job.queue_name for job in both} == {"default", "other"}
     assert await count_jobs(queue, state="available", job_type="thumbnail") == 5
+
+
+async def test_claims_racing_hand_backs_never_hold_a_job_twice(
+    queue: Queue, database_url: str
+) -> None:
+    """Jobs handed back while other claims are in flight: a claim may lock a row version newer
+    than its snapshot, which it must then leave alone rather than claim twice or lose."""
+    ids = await queue.enqueue_many("default", "ocr", [{"n": n} for n in range(200)])
+    pool = await asyncpg.create_pool(database_url, min_size=6, max_size=6)
+    store = JobStore(pool)
+    holder: dict[UUID, str] = {}
+    claims = hand_backs = 0
+    stop = asyncio.Event()
+
+    async def claimer(name: str) -> None:
+        nonlocal claims
+        while not stop.is_set():
+            jobs = await store.claim_jobs(
+                queues=["default"], job_types=["ocr"], limit=10, worker_id=name, lease_seconds=60
+            )
+            for job in jobs:
+                assert job.id not in holder, (
+                    f"{job.id} claimed by {name} while {holder[job.id]} held it"
+                )
+                assert job.attempt == 1  # every hand-back gave its attempt back
+                holder[job.id] = name
+            claims += len(jobs)
+            await asyncio.sleep(0)
+
+    async def hand_back() -> None:
+        nonlocal hand_backs
+        while not stop.is_set():
+            held = list(holder)[:5]
+            for job_id in held:
+                del holder[job_id]  # before the write: a claim may return it as soon as it lands
+            if held:
+                released = await store.release_jobs(held, [1] * len(held))
+                assert released == set(held)
+                hand_backs += len(held)
+            await asyncio.sleep(0)
+
+    async def stop_soon() -> None:
+        await asyncio.sleep(2)
+        stop.set()
+
+    try:
+        await asyncio.gather(
+            stop_soon(), *(claimer(f"claimer{n}") for n in range(4)), hand_back(), hand_back()
+        )
+        await store.release_jobs(list(holder), [1] * len(holder))
+    finally:
+        await pool.close()
+
+    assert claims > 200 and hand_backs > 200, (claims, hand_backs)
+    assert await count_jobs(queue, state="available") == len(ids)
