@@ -225,7 +225,8 @@ class Queue:
     ) -> list[UUID]:
         """Insert one job per payload in one transaction; returns their ids in order.
 
-        Jobs due now go in through COPY on the queue's own pool; with ``conn``, ``run_at`` or
+        Jobs due now go in through one streamed binary COPY, on the queue's own pool or on
+        ``conn`` (under a savepoint when ``conn`` is in a transaction); with ``run_at`` or
         ``delay`` they go in through one multi-row INSERT.
         """
         items = list(payloads)
@@ -236,7 +237,7 @@ class Queue:
         start = _check_run_at(run_at)
         seconds = _delay_seconds(delay)
         attempts = self._max_attempts(max_attempts)
-        if conn is None and start is None and seconds == 0:
+        if start is None and seconds == 0:
             # Encoded while the COPY streams; a payload that cannot be encoded rolls the whole
             # call back.
             return await self.store.copy_jobs(
@@ -246,6 +247,7 @@ class Queue:
                 count=len(items),
                 priority=int(priority),
                 max_attempts=attempts,
+                conn=conn,
             )
         encoded = [encode_payload(payload) for payload in items]
         count = len(encoded)

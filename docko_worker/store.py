@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from .copy_format import COPY_COLUMNS, encode_copy_stream
 from .job import Job, new_job_id_bytes, uuids_from_bytes
 from .statements import SQL
@@ -95,14 +97,17 @@ class JobStore:
         count: int,
         priority: int,
         max_attempts: int,
+        conn: Executor | None = None,
     ) -> list[UUID]:
-        """Bulk insert ``count`` jobs, due now, through one binary COPY on a pool connection,
-        with one NOTIFY, in one transaction.
+        """Bulk insert ``count`` jobs, due now, through one binary COPY and one NOTIFY.
 
         ``payloads_json`` may encode lazily: it is read while the COPY streams, so the client's
-        encoding overlaps the server's inserts. An error raised while producing a payload aborts
-        the COPY and rolls the whole transaction back. Only for the store's own pool, whose
-        connections are never left mid-transaction by a caller.
+        encoding overlaps the server's inserts. Without ``conn`` (or with a pool) the rows go in
+        on a pooled connection, in a transaction of their own. On ``conn`` they go in under a
+        savepoint when it is in a transaction (its NOTIFY delivered when the caller commits), in
+        a transaction of their own when it is not. Either way an error, such as a payload that
+        cannot be encoded, leaves nothing of the call written, and a caller's transaction
+        usable. The stream carries raw bytes, so a JSON codec set on ``conn`` plays no part.
         """
         id_bytes = new_job_id_bytes(count)
         stream = encode_copy_stream(
@@ -113,11 +118,11 @@ class JobStore:
             priority=priority,
             max_attempts=max_attempts,
         )
-        async with self.executor.acquire() as conn, conn.transaction():
-            await conn.copy_to_table(
-                JOBS_TABLE, source=_aiter(stream), columns=COPY_COLUMNS, format="binary"
-            )
-            await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name)
+        if conn is None or isinstance(conn, asyncpg.Pool):
+            async with (conn or self.executor).acquire() as pooled:
+                await _copy_and_notify(pooled, stream, queue_name)
+        else:
+            await _copy_and_notify(conn, stream, queue_name)
         return uuids_from_bytes(id_bytes)
 
     async def find_unfinished_by_dedupe_key(
@@ -187,6 +192,15 @@ class JobStore:
     async def _ids(self, statement: str, *args: Any) -> set[UUID]:
         rows = await self.executor.fetch(statement, *args)
         return {row[0] for row in rows}
+
+
+async def _copy_and_notify(conn: Any, stream: Iterator[bytes], queue_name: str) -> None:
+    # A transaction, or a savepoint inside the caller's.
+    async with conn.transaction():
+        await conn.copy_to_table(
+            JOBS_TABLE, source=_aiter(stream), columns=COPY_COLUMNS, format="binary"
+        )
+        await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name)
 
 
 async def _aiter(items: Iterator[bytes]) -> AsyncIterator[bytes]:

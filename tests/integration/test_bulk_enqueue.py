@@ -57,6 +57,63 @@ async def test_a_bulk_enqueue_cancelled_mid_copy_writes_nothing(
     assert len(await queue.enqueue_many("documents", "ocr", [{"n": 1}])) == 1
 
 
+async def test_a_bulk_enqueue_in_a_callers_transaction_is_copied_and_notified_at_commit(
+    queue: Queue, db: asyncpg.Connection, notifications: asyncio.Queue[str]
+) -> None:
+    payloads = [{"n": n} for n in range(ROWS_PER_MESSAGE * 2 + 1)]
+    async with queue.pool.acquire() as conn, conn.transaction():
+        ids = await queue.enqueue_many("documents", "ocr", payloads, conn=conn)
+        assert await db.fetchval("SELECT count(*) FROM docko_jobs") == 0  # not committed yet
+        await send_marker(db, "before-commit")
+        assert await next_notification(notifications) == "before-commit"
+    assert await next_notification(notifications) == "documents"
+    rows = await db.fetch("SELECT id, payload::text AS payload FROM docko_jobs")
+    assert {row["id"]: json.loads(row["payload"]) for row in rows} == dict(
+        zip(ids, payloads, strict=True)
+    )
+
+
+async def test_a_bad_payload_leaves_the_callers_transaction_usable(
+    queue: Queue, db: asyncpg.Connection, notifications: asyncio.Queue[str]
+) -> None:
+    payloads: list[object] = [{"n": n} for n in range(ROWS_PER_MESSAGE * 2)]
+    payloads[-1] = {"not json": {1, 2}}
+    async with queue.pool.acquire() as conn, conn.transaction():
+        kept = await queue.enqueue("documents", "ocr", {"kept": True}, conn=conn)
+        with pytest.raises(PayloadError):
+            await queue.enqueue_many("documents", "ocr", payloads, conn=conn)
+        after = await queue.enqueue_many("documents", "ocr", [{"after": True}], conn=conn)
+
+    rows = await db.fetch("SELECT id FROM docko_jobs")
+    assert {row["id"] for row in rows} == {kept.id, *after}
+
+
+async def test_a_bulk_enqueue_on_a_connection_outside_a_transaction_is_all_or_nothing(
+    queue: Queue, db: asyncpg.Connection, database_url: str
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(PayloadError):
+            await queue.enqueue_many("documents", "ocr", [{"n": 1}, {1, 2}], conn=conn)
+        assert await db.fetchval("SELECT count(*) FROM docko_jobs") == 0
+        assert not conn.is_in_transaction()
+        ids = await queue.enqueue_many("documents", "ocr", [{"n": 1}, {"n": 2}], conn=conn)
+    finally:
+        await conn.close()
+    assert await db.fetchval("SELECT count(*) FROM docko_jobs") == len(ids) == 2
+
+
+async def test_a_bulk_enqueue_on_a_pool_passed_as_conn(
+    queue: Queue, db: asyncpg.Connection, database_url: str
+) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        ids = await queue.enqueue_many("documents", "ocr", [{"n": 1}, {"n": 2}], conn=pool)
+    finally:
+        await pool.close()
+    assert await db.fetchval("SELECT count(*) FROM docko_jobs") == len(ids) == 2
+
+
 async def test_copied_jobs_keep_non_ascii_names_and_a_negative_priority(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
