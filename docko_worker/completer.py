@@ -53,6 +53,7 @@ class Completer:
         flush_interval: float,
         delete_completed: bool,
         on_written: Callable[[list[Job]], None],
+        on_retries_written: Callable[[list[float]], None] | None = None,
         max_pending_batches: int = 8,
     ) -> None:
         self._store = store
@@ -60,6 +61,7 @@ class Completer:
         self._flush_interval = flush_interval
         self._delete_completed = delete_completed
         self._on_written = on_written
+        self._on_retries_written = on_retries_written
         self._max_pending = batch_size * max_pending_batches
         self._pending = _Pending()
         self._has_work = asyncio.Event()
@@ -188,6 +190,11 @@ class Completer:
                 [error for _, _, error in batch.retried],
             )
             self._account(result, "retried", jobs, done)
+            if self._on_retries_written is not None and done:
+                # Each landed retry is due its delay after now, at the latest.
+                self._on_retries_written(
+                    [delay for job, delay, _ in batch.retried if job.id in done]
+                )
         if batch.failed:
             jobs = [j for j, _ in batch.failed]
             done = await store.fail_jobs(

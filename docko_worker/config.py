@@ -44,7 +44,9 @@ class Config(BaseSettings):
     )
     worker_count: int = Field(default=4, ge=1, le=100_000, description="Concurrent jobs.")
     poll_interval: PositiveSeconds = Field(
-        default=1.0, description="Seconds between polls when idle and no notification arrives."
+        default=1.0,
+        description="Seconds between polls when idle and nothing wakes the daemon sooner (a "
+        "notification, the end of a retry's backoff).",
     )
     visibility_timeout: PositiveSeconds = Field(
         default=300.0,

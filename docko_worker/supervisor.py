@@ -2,7 +2,8 @@
 
 The fetcher claims jobs for every free worker slot in one statement and hands them to the workers
 through an in-memory ``Handoff``; it claims again at once while claims come back full and sleeps
-(until woken by the waker or ``poll_interval`` passes) only once the queue is drained. Workers run a
+(until woken by the waker, by the end of a retry's backoff, or ``poll_interval`` passes) only once
+the queue is drained. Workers run a
 handler under the job's timeout and hand the outcome to the completer without waiting for the
 database. The heartbeat extends the lease of every job this process holds, in one statement.
 
@@ -25,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from .alarm import Alarm
 from .completer import Completer
 from .config import Config
 from .errors import PermanentError
@@ -109,6 +111,8 @@ class Supervisor:
         self._holding = 0
         self._slot_free = asyncio.Event()
         self._wake = asyncio.Event()
+        # Wakes the fetcher when a retry this daemon wrote falls due, not at the next poll.
+        self._retries_due = Alarm(self._wake.set)
         self._stopping = False
         self._fetcher: asyncio.Task[None] | None = None
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -123,6 +127,7 @@ class Supervisor:
             flush_interval=config.completion_flush_interval,
             delete_completed=config.completed_retention == 0,
             on_written=self._outcomes_written,
+            on_retries_written=self._wake_when_due,
         )
 
     # Lifecycle
@@ -163,6 +168,7 @@ class Supervisor:
             return
         self._stopping = True
         log.info("shutdown_started", running=len(self._running), held=len(self._held))
+        self._retries_due.cancel()
         self._wake.set()
         self._slot_free.set()
         if self._fetcher is not None:
@@ -438,6 +444,12 @@ class Supervisor:
         self.counters.released += 1
         self.completer.release(job)
         log.info("job_released", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt)
+
+    def _wake_when_due(self, delays: list[float]) -> None:
+        if self._stopping:
+            return
+        for delay in delays:
+            self._retries_due.ring_in(delay)
 
     def _outcomes_written(self, jobs: list[Job]) -> None:
         held = self._held

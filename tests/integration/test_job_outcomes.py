@@ -96,6 +96,25 @@ async def test_job_that_fails_once_then_succeeds_is_completed_on_attempt_two(
     assert completed.finished_at is not None
 
 
+async def test_an_idle_daemon_runs_a_retry_when_its_backoff_ends_not_at_the_next_poll(
+    make_config: Callable[..., Config],
+) -> None:
+    attempts: list[int] = []
+
+    async def flaky(job: Job) -> None:
+        attempts.append(job.attempt)
+        if job.attempt == 1:
+            raise ConnectionError("storage unreachable")
+
+    # The next poll is a minute away, and a retry writes no NOTIFY to wake the daemon.
+    config = make_config(poll_interval=60, base_retry_delay=0.2, max_retry_delay=0.2)
+    async with running_queue(config, {"ocr": flaky}) as queue:
+        job = await queue.enqueue("default", "ocr", {})
+        completed = await wait_for_state(queue, job.id, JobState.COMPLETED, timeout=10)
+    assert attempts == [1, 2]
+    assert completed.attempt == 2
+
+
 async def test_permanent_error_fails_at_once(make_config: Callable[..., Config]) -> None:
     attempts: list[int] = []
 

@@ -1,0 +1,55 @@
+"""``Alarm``: calls back at each of many future moments, with one event-loop timer at a time.
+
+The supervisor sets one for every retry it schedules, so that an idle daemon claims the job when
+its backoff ends instead of at the next poll. Moments closer together than ``resolution`` seconds
+ring once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Callable
+
+
+class Alarm:
+    """Rings ``callback`` at every moment set with ``ring_in``; ``cancel`` forgets them all."""
+
+    __slots__ = ("_callback", "_moments", "_resolution", "_timer")
+
+    def __init__(self, callback: Callable[[], None], resolution: float = 0.005) -> None:
+        self._callback = callback
+        self._resolution = resolution
+        self._moments: list[float] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        """Moments still to ring."""
+        return len(self._moments)
+
+    def ring_in(self, seconds: float) -> None:
+        """Ring once ``seconds`` from now (at once for zero or less)."""
+        loop = asyncio.get_running_loop()
+        moment = loop.time() + max(0.0, seconds)
+        heapq.heappush(self._moments, moment)
+        timer = self._timer
+        if timer is None or moment < timer.when() - self._resolution:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(moment, self._ring)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._moments.clear()
+
+    def _ring(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = None
+        moments, until = self._moments, loop.time() + self._resolution
+        while moments and moments[0] <= until:
+            heapq.heappop(moments)
+        if moments:
+            self._timer = loop.call_at(moments[0], self._ring)
+        self._callback()
