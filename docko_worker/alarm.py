@@ -15,13 +15,15 @@ from collections.abc import Callable
 class Alarm:
     """Rings ``callback`` at every moment set with ``ring_in``; ``cancel`` forgets them all."""
 
-    __slots__ = ("_callback", "_moments", "_resolution", "_timer")
+    __slots__ = ("_callback", "_moments", "_resolution", "_timer", "_timer_moment")
 
     def __init__(self, callback: Callable[[], None], resolution: float = 0.005) -> None:
         self._callback = callback
         self._resolution = resolution
         self._moments: list[float] = []
-        self._timer: asyncio.TimerHandle | None = None
+        # Not TimerHandle.when(): uvloop answers a moment already past with a plain Handle.
+        self._timer: asyncio.Handle | None = None
+        self._timer_moment = 0.0
 
     def __len__(self) -> int:
         """Moments still to ring."""
@@ -33,10 +35,10 @@ class Alarm:
         moment = loop.time() + max(0.0, seconds)
         heapq.heappush(self._moments, moment)
         timer = self._timer
-        if timer is None or moment < timer.when() - self._resolution:
+        if timer is None or moment < self._timer_moment - self._resolution:
             if timer is not None:
                 timer.cancel()
-            self._timer = loop.call_at(moment, self._ring)
+            self._set_timer(loop, moment)
 
     def cancel(self) -> None:
         if self._timer is not None:
@@ -51,5 +53,9 @@ class Alarm:
         while moments and moments[0] <= until:
             heapq.heappop(moments)
         if moments:
-            self._timer = loop.call_at(moments[0], self._ring)
+            self._set_timer(loop, moments[0])
         self._callback()
+
+    def _set_timer(self, loop: asyncio.AbstractEventLoop, moment: float) -> None:
+        self._timer = loop.call_at(moment, self._ring)
+        self._timer_moment = moment

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -192,9 +193,8 @@ class Completer:
             self._account(result, "retried", jobs, done)
             if self._on_retries_written is not None and done:
                 # Each landed retry is due its delay after now, at the latest.
-                self._on_retries_written(
-                    [delay for job, delay, _ in batch.retried if job.id in done]
-                )
+                delays = [delay for job, delay, _ in batch.retried if job.id in done]
+                _report(self._on_retries_written, delays)
         if batch.failed:
             jobs = [j for j, _ in batch.failed]
             done = await store.fail_jobs(
@@ -220,4 +220,13 @@ class Completer:
                         attempt=job.attempt,
                         outcome=outcome,
                     )
-        self._on_written(jobs)
+        _report(self._on_written, jobs)
+
+
+def _report(callback: Callable[[list[Any]], None], items: list[Any]) -> None:
+    """Tell the supervisor what was written. Its failure is logged, never taken for a failed
+    write: retrying a write that landed would only be refused, again and again."""
+    try:
+        callback(items)
+    except Exception:
+        log.exception("outcome_callback_failed", callback=getattr(callback, "__qualname__", None))

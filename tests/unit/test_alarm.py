@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import uvloop
+
 from docko_worker.alarm import Alarm
 
 
@@ -73,3 +75,19 @@ async def test_cancel_forgets_every_moment() -> None:
 
     assert rings == []
     assert len(alarm) == 0
+
+
+def test_on_uvloop_a_moment_already_past_and_a_later_one_both_ring() -> None:
+    """uvloop answers ``call_at`` for a moment already past with a plain ``Handle``."""
+
+    async def scenario() -> list[int]:
+        rings: list[int] = []
+        alarm = Alarm(lambda: rings.append(len(rings)))
+        alarm.ring_in(0)
+        alarm.ring_in(-1)
+        alarm.ring_in(0.05)
+        await asyncio.sleep(0.2)
+        return rings
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert len(runner.run(scenario())) >= 2
