@@ -3,9 +3,9 @@
 The fetcher claims jobs for every free worker slot in one statement and hands them to the workers
 through an in-memory ``Handoff``; it claims again at once while claims come back full and sleeps
 (until woken by the waker, by the end of a retry's backoff, or ``poll_interval`` passes) only once
-the queue is drained. Workers run a
-handler under the job's timeout and hand the outcome to the completer without waiting for the
-database. The heartbeat extends the lease of every job this process holds, in one statement.
+the queue is drained. Workers run a handler under the job's timeout and hand the outcome to the
+completer without waiting for the database. The heartbeat extends the lease of every job this
+process holds, in one statement.
 
 Shutdown: stop claiming; hand back claimed jobs that have not started; let running jobs finish for
 up to ``shutdown_timeout``; cancel the rest and hand their jobs back without spending the attempt;

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from docko_worker import Config, Job, JobState, PermanentError
 from tests.integration.support import running_queue, wait_for_state, wait_until
@@ -78,15 +78,22 @@ async def test_failed_attempt_waits_for_its_retry_with_the_error(
     assert waiting.run_at >= waiting.updated_at
 
 
-async def test_job_that_fails_once_then_succeeds_is_completed_on_attempt_two(
-    make_config: Callable[..., Config],
-) -> None:
-    attempts: list[int] = []
+def fails_on_first_attempt(attempts: list[int]) -> Callable[[Job], Awaitable[None]]:
+    """A handler that notes each attempt and fails the first."""
 
     async def flaky(job: Job) -> None:
         attempts.append(job.attempt)
         if job.attempt == 1:
             raise ConnectionError("storage unreachable")
+
+    return flaky
+
+
+async def test_job_that_fails_once_then_succeeds_is_completed_on_attempt_two(
+    make_config: Callable[..., Config],
+) -> None:
+    attempts: list[int] = []
+    flaky = fails_on_first_attempt(attempts)
 
     async with running_queue(make_config(), {"ocr": flaky}) as queue:
         job = await queue.enqueue("default", "ocr", {})
@@ -100,11 +107,7 @@ async def test_an_idle_daemon_runs_a_retry_when_its_backoff_ends_not_at_the_next
     make_config: Callable[..., Config],
 ) -> None:
     attempts: list[int] = []
-
-    async def flaky(job: Job) -> None:
-        attempts.append(job.attempt)
-        if job.attempt == 1:
-            raise ConnectionError("storage unreachable")
+    flaky = fails_on_first_attempt(attempts)
 
     # The next poll is a minute away, and a retry writes no NOTIFY to wake the daemon.
     config = make_config(poll_interval=60, base_retry_delay=0.2, max_retry_delay=0.2)

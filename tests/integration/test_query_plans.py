@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -133,17 +134,26 @@ OUTCOME_STATEMENTS: dict[str, tuple[Any, ...]] = {
 }
 
 
-@pytest.fixture
-async def long_history(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """200,000 completed jobs and statistics that show no running job: a kept history."""
+@asynccontextmanager
+async def _filled_and_analyzed(
+    database_url: str, available: int, running: int, completed: int
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection planning generically over a table filled by ``FILL`` and analyzed."""
     conn = await asyncpg.connect(database_url)
-    await conn.execute(FILL, 0, 0, 200_000)
+    await conn.execute(FILL, available, running, completed)
     await conn.execute("ANALYZE docko_jobs")
     await conn.execute("SET plan_cache_mode = force_generic_plan")
     try:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def long_history(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """200,000 completed jobs and statistics that show no running job: a kept history."""
+    async with _filled_and_analyzed(database_url, 0, 0, 200_000) as conn:
+        yield conn
 
 
 @pytest.mark.parametrize("name", sorted(OUTCOME_STATEMENTS))
@@ -161,14 +171,8 @@ async def test_outcome_writes_find_jobs_by_primary_key_beside_a_long_history(
 @pytest.fixture
 async def small_table(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """20,000 jobs, analyzed: the size at which a hash join over the whole table looks cheap."""
-    conn = await asyncpg.connect(database_url)
-    await conn.execute(FILL, 18_000, 1_000, 1_000)
-    await conn.execute("ANALYZE docko_jobs")
-    await conn.execute("SET plan_cache_mode = force_generic_plan")
-    try:
+    async with _filled_and_analyzed(database_url, 18_000, 1_000, 1_000) as conn:
         yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.mark.parametrize("name", sorted(HOT_STATEMENTS))
