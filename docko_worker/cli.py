@@ -9,23 +9,21 @@ stderr and exit 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
 import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import asyncpg
 import structlog
 
 from .config import Config, load_config, redact_dsn, unknown_env_vars
+from .daemon import remember_early_signals, run_async, run_daemon
 from .errors import DockoError
 from .logs import configure_logging
 from .migrations import migrate, pending_migrations
-from .pool import CONNECT_ERRORS, connect, wait_for_pool
+from .pool import CONNECT_ERRORS, connect
 from .queue import Queue
 from .registry import ENTRY_POINT_GROUP, HandlerRegistry
 
@@ -159,127 +157,19 @@ def _configured() -> Config:
     return config
 
 
-def _run_async(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # uvloop is unavailable on some platforms; asyncio's loop works too
-        pass
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(factory())
-
-
-# The daemon's young-generation collection threshold (Python's default is 700).
-GC_GEN0_THRESHOLD = 10_000
-
-
-def _tune_garbage_collector() -> None:
-    """Cheaper cyclic garbage collection for the daemon process, once start-up is done.
-
-    Start-up's objects (modules, classes, configuration, handlers) live as long as the process:
-    frozen, they are no longer traversed by every full collection. A claim batch allocates and
-    frees thousands of objects, and at the default threshold each swing set off a collection;
-    at 10,000 young objects a collection comes every few batches. Measured on a 20,000-job
-    burn-down: 60 ms of collections become about 15. The jobs' own objects are freed by reference
-    counting; a failed handler leaves no cycle behind (see ``Supervisor._execute``).
-    """
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
-
 # Commands
-
-
-_early_signals: list[int] = []
-
-
-def _remember_signal(signum: int, _frame: object) -> None:
-    _early_signals.append(signum)
 
 
 def cmd_run(_args: argparse.Namespace) -> int:
     # Until the event loop takes over, a SIGTERM is remembered instead of killing the process.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _remember_signal)
+    remember_early_signals()
     config = _configured()
     config.require_database_url()
     registry = HandlerRegistry()
     registry.load_entry_points()
     if not len(registry):
         raise DockoError(f"no handlers: install a package with '{ENTRY_POINT_GROUP}' entry points")
-    return _run_async(lambda: run_daemon(config, registry))
-
-
-async def run_daemon(config: Config, registry: HandlerRegistry) -> int:
-    """The daemon: wait for the database, migrate, serve until a signal, stop gracefully."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals_seen = 0
-
-    def on_signal(signum: int) -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        name = signal.Signals(signum).name
-        if signals_seen == 1:
-            log.info("stop_requested", signal=name, shutdown_timeout=config.shutdown_timeout)
-            stop.set()
-        else:
-            # Jobs still running return through their lease.
-            log.warning("forced_exit", signal=name)
-            os._exit(128 + signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    for early in _early_signals:
-        on_signal(early)
-
-    log.info(
-        "daemon_starting",
-        dsn=redact_dsn(config.database_url),
-        queues=config.queues,
-        job_types=registry.job_types,
-        worker_count=config.worker_count,
-    )
-    pool = await wait_for_pool(config, stop, generic_plans=True)
-    if pool is None:
-        log.info("daemon_stopped_before_start")
-        return 0
-    queue = Queue(pool, config, registry=registry, owns_pool=True)
-    try:
-        if config.auto_migrate:
-            applied = await queue.migrate()
-            if applied:
-                log.info("migrations_applied", versions=[m.version for m in applied])
-        _tune_garbage_collector()
-        await queue.start()
-        await stop.wait()
-    finally:
-        await queue.close()
-    await _exit_past_stuck_handlers()
-    log.info("daemon_stopped")
-    return 0
-
-
-async def _exit_past_stuck_handlers(grace: float = 5.0) -> None:
-    """Cancel what is left; if a handler ignores that too, exit without waiting for it.
-
-    Its job was already recorded (timeout) or handed back (shutdown), so nothing is lost, but
-    asyncio would otherwise wait for the task forever when the loop closes.
-    """
-    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in leftovers:
-        task.cancel()
-    if not leftovers:
-        return
-    _, stuck = await asyncio.wait(leftovers, timeout=grace)
-    if stuck:
-        log.error("exiting_past_stuck_handlers", tasks=sorted(task.get_name() for task in stuck))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    return run_async(lambda: run_daemon(config, registry))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -305,7 +195,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             print("up to date")
         return 0
 
-    return _run_async(run)
+    return run_async(run)
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -330,7 +220,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         print(job.id)
         return 0
 
-    return _run_async(run)
+    return run_async(run)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -350,7 +240,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(format_table(["QUEUE", "TYPE", "STATE", "JOBS"], rows))
         return 0
 
-    return _run_async(run)
+    return run_async(run)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

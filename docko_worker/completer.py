@@ -1,23 +1,34 @@
 """The completer: writes job outcomes to the database in batches.
 
-Workers hand it outcomes (completed, retry, failed, released) without waiting; it writes them with
-one statement per kind, flushing when ``completion_batch_size`` outcomes wait or
+Workers hand it outcomes (completed, retry, failed, handed back) without waiting; it writes them
+with one statement per kind, flushing when ``completion_batch_size`` outcomes wait or
 ``completion_flush_interval`` has passed. Every write is guarded by the attempt the job was claimed
 with; an outcome the database refuses (the lease was lost and the job moved on) is logged and
-dropped. A write that fails (database gone) is retried with backoff, keeping the outcomes: until it
-lands, the jobs stay leased to this worker, and if the worker dies they run again after their lease.
+dropped. What was written, or refused, leaves the process's ``HeldJobs``.
+
+One bad outcome never holds up the others. A write that fails for a reason of the moment (the
+database gone, a lock timeout) is retried with backoff, keeping its outcomes: until it lands, their
+jobs stay leased to this process, and if the process dies they run again after their lease. A write
+that fails for a reason of its own rows is split, and each outcome written alone; one that still
+fails is dropped with an error line, and its job runs again once its lease expires.
+
+``close`` writes what is left, within a grace period, and returns the jobs whose outcomes it could
+not write, so the daemon can say so and exit non-zero.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
 from uuid import UUID
 
 import structlog
 
+from .alarm import Alarm
+from .db import is_transient
+from .errors import describe_error
+from .held import HeldJobs
 from .job import Job
 from .retry import reconnect_delay
 from .settle import settle
@@ -36,11 +47,47 @@ class _Pending:
     def __len__(self) -> int:
         return len(self.completed) + len(self.retried) + len(self.failed) + len(self.released)
 
+    def jobs(self) -> list[Job]:
+        return [
+            *self.completed,
+            *(job for job, _, _ in self.retried),
+            *(job for job, _ in self.failed),
+            *self.released,
+        ]
+
+    def take(self, size: int) -> _Pending:
+        """Up to ``size`` outcomes of each kind, removed from this one."""
+        batch = _Pending(
+            self.completed[:size], self.retried[:size], self.failed[:size], self.released[:size]
+        )
+        del self.completed[:size]
+        del self.retried[:size]
+        del self.failed[:size]
+        del self.released[:size]
+        return batch
+
+    def put_back(self, other: _Pending) -> None:
+        """Return ``other``'s outcomes to the front of the line."""
+        self.completed[:0] = other.completed
+        self.retried[:0] = other.retried
+        self.failed[:0] = other.failed
+        self.released[:0] = other.released
+
+    def singles(self) -> list[_Pending]:
+        """Each outcome as a batch of its own."""
+        return [
+            *(_Pending(completed=[job]) for job in self.completed),
+            *(_Pending(retried=[item]) for item in self.retried),
+            *(_Pending(failed=[item]) for item in self.failed),
+            *(_Pending(released=[job]) for job in self.released),
+        ]
+
 
 @dataclass(slots=True)
 class FlushResult:
     written: int = 0
     refused: int = 0
+    rejected: int = 0
 
 
 class Completer:
@@ -49,22 +96,24 @@ class Completer:
     def __init__(
         self,
         store: JobStore,
+        held: HeldJobs,
         *,
         batch_size: int,
         flush_interval: float,
         delete_completed: bool,
-        on_written: Callable[[list[Job]], None],
-        on_retries_written: Callable[[list[float]], None] | None = None,
+        retries_due: Alarm | None = None,
         max_pending_batches: int = 8,
     ) -> None:
         self._store = store
+        self._held = held
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._delete_completed = delete_completed
-        self._on_written = on_written
-        self._on_retries_written = on_retries_written
+        self._retries_due = retries_due
         self._max_pending = batch_size * max_pending_batches
         self._pending = _Pending()
+        # Taken for writing and not yet written (or put back).
+        self._in_flight = _Pending()
         self._has_work = asyncio.Event()
         self._has_room = asyncio.Event()
         self._has_room.set()
@@ -106,24 +155,25 @@ class Completer:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Outcomes not yet written, those being written included."""
+        return len(self._pending) + len(self._in_flight)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="docko-completer")
 
-    async def close(self, grace: float = 30.0) -> None:
+    async def close(self, grace: float = 30.0) -> list[Job]:
         """Stop the loop and write every outcome still pending, giving up after ``grace`` seconds.
 
-        Outcomes not written by then are lost to this process only: their jobs are still leased
-        to it and run again once the lease expires.
+        Returns the jobs whose outcomes were not written: they are still leased to this process
+        and run again once the lease expires.
         """
         self._closing = True
         self._has_work.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="docko-completer")
         task, self._task = self._task, None
-        if await settle({task}, grace=grace, cancel_first=False):
-            log.error("outcomes_not_written", outcomes=len(self._pending), grace=grace)
+        await settle({task}, grace=grace, cancel_first=False)
+        return self._in_flight.jobs() + self._pending.jobs()
 
     async def _run(self) -> None:
         while True:
@@ -139,75 +189,124 @@ class Completer:
     async def _flush_all(self) -> None:
         failures = 0
         while len(self._pending):
-            batch = self._take_batch()
-            while True:
-                try:
-                    result = await self._write(batch)
-                    break
-                except Exception as exc:
+            self._in_flight = batch = self._pending.take(self._batch_size)
+            result = FlushResult()
+            try:
+                await self._write(batch, result)
+            except Exception as exc:
+                if not is_transient(exc):
+                    await self._write_one_by_one(batch, exc, result)
+                else:
                     failures += 1
+                    self._pending.put_back(batch)
+                    self._in_flight = _Pending()
                     delay = reconnect_delay(failures, 0.1, 10.0)
                     log.warning(
                         "outcome_write_failed",
-                        error=f"{type(exc).__name__}: {exc}",
+                        error=describe_error(exc),
                         outcomes=len(batch),
                         retry_in=round(delay, 2),
                     )
                     await asyncio.sleep(delay)
+                    continue
+            self._in_flight = _Pending()
             self.totals.written += result.written
             self.totals.refused += result.refused
+            self.totals.rejected += result.rejected
             if len(self._pending) < self._max_pending:
                 self._has_room.set()
 
-    def _take_batch(self) -> _Pending:
-        pending, size = self._pending, self._batch_size
-        batch = _Pending(
-            completed=pending.completed[:size],
-            retried=pending.retried[:size],
-            failed=pending.failed[:size],
-            released=pending.released[:size],
+    async def _write_one_by_one(
+        self, batch: _Pending, first_error: Exception, result: FlushResult
+    ) -> None:
+        """Isolate the outcomes the database will not take from those it will."""
+        log.warning(
+            "outcome_batch_rejected_writing_one_by_one",
+            error=describe_error(first_error),
+            outcomes=len(batch),
         )
-        del pending.completed[:size]
-        del pending.retried[:size]
-        del pending.failed[:size]
-        del pending.released[:size]
-        return batch
+        singles = batch.singles()
+        for index, single in enumerate(singles):
+            try:
+                await self._write(single, result)
+            except Exception as exc:
+                if is_transient(exc):
+                    # The connection went: the rest go back in line, whole.
+                    for rest in reversed(singles[index:]):
+                        self._pending.put_back(rest)
+                    return
+                job = single.jobs()[0]
+                result.rejected += 1
+                self._held.release([job])
+                log.error(
+                    "outcome_write_rejected",
+                    job_id=str(job.id),
+                    job_type=job.job_type,
+                    attempt=job.attempt,
+                    error=describe_error(exc),
+                    note="the job runs again once its lease expires",
+                )
 
-    async def _write(self, batch: _Pending) -> FlushResult:
-        result = FlushResult()
+    async def _write(self, batch: _Pending, result: FlushResult) -> None:
+        """Write ``batch``, one statement per kind; each kind leaves the batch once written, so
+        after an error the batch holds only what is still to write."""
         store = self._store
         if batch.completed:
             jobs = batch.completed
-            done = await store.complete_jobs(
-                [j.id for j in jobs], [j.attempt for j in jobs], delete=self._delete_completed
+            await self._guarded(
+                result,
+                "completed",
+                jobs,
+                store.complete_jobs(
+                    [j.id for j in jobs], [j.attempt for j in jobs], delete=self._delete_completed
+                ),
             )
-            self._account(result, "completed", jobs, done)
+            batch.completed = []
         if batch.retried:
             jobs = [j for j, _, _ in batch.retried]
-            done = await store.retry_jobs(
-                [j.id for j in jobs],
-                [j.attempt for j in jobs],
-                [delay for _, delay, _ in batch.retried],
-                [error for _, _, error in batch.retried],
+            done = await self._guarded(
+                result,
+                "retried",
+                jobs,
+                store.retry_jobs(
+                    [j.id for j in jobs],
+                    [j.attempt for j in jobs],
+                    [delay for _, delay, _ in batch.retried],
+                    [error for _, _, error in batch.retried],
+                ),
             )
-            self._account(result, "retried", jobs, done)
-            if self._on_retries_written is not None and done:
+            if self._retries_due is not None:
                 # Each landed retry is due its delay after now, at the latest.
-                delays = [delay for job, delay, _ in batch.retried if job.id in done]
-                _report(self._on_retries_written, delays)
+                for job, delay, _ in batch.retried:
+                    if job.id in done:
+                        self._retries_due.ring_in(delay)
+            batch.retried = []
         if batch.failed:
             jobs = [j for j, _ in batch.failed]
-            done = await store.fail_jobs(
-                [j.id for j in jobs], [j.attempt for j in jobs], [e for _, e in batch.failed]
+            await self._guarded(
+                result,
+                "failed",
+                jobs,
+                store.fail_jobs(
+                    [j.id for j in jobs], [j.attempt for j in jobs], [e for _, e in batch.failed]
+                ),
             )
-            self._account(result, "failed", jobs, done)
+            batch.failed = []
         if batch.released:
             jobs = batch.released
-            done = await store.release_jobs([j.id for j in jobs], [j.attempt for j in jobs])
-            self._account(result, "released", jobs, done)
-        return result
+            await self._guarded(
+                result,
+                "released",
+                jobs,
+                store.release_jobs([j.id for j in jobs], [j.attempt for j in jobs]),
+            )
+            batch.released = []
 
-    def _account(self, result: FlushResult, outcome: str, jobs: list[Job], done: set[UUID]) -> None:
+    async def _guarded(
+        self, result: FlushResult, outcome: str, jobs: list[Job], write: Awaitable[set[UUID]]
+    ) -> set[UUID]:
+        """Run one lease-guarded write; account for and release its jobs."""
+        done = await write
         result.written += len(done)
         if len(done) != len(jobs):
             for job in jobs:
@@ -220,13 +319,5 @@ class Completer:
                         attempt=job.attempt,
                         outcome=outcome,
                     )
-        _report(self._on_written, jobs)
-
-
-def _report(callback: Callable[[list[Any]], None], items: list[Any]) -> None:
-    """Tell the supervisor what was written. Its failure is logged, never taken for a failed
-    write: retrying a write that landed would only be refused, again and again."""
-    try:
-        callback(items)
-    except Exception:
-        log.exception("outcome_callback_failed", callback=getattr(callback, "__qualname__", None))
+        self._held.release(jobs)
+        return done

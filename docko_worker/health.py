@@ -6,8 +6,15 @@ event loop stops turning (a hung or blocked daemon), which is what a liveness pr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
+
+import structlog
+
+from .errors import describe_error
+
+log = structlog.get_logger("docko_worker.health")
 
 
 def check_health_file(path: str, max_age: float) -> tuple[bool, str]:
@@ -21,3 +28,14 @@ def check_health_file(path: str, max_age: float) -> tuple[bool, str]:
     if age > max_age:
         return False, f"unhealthy: {path} last touched {age:.0f}s ago (limit {max_age:g}s)"
     return True, f"healthy: {path} touched {age:.1f}s ago"
+
+
+async def keep_touching(path: str, interval: float) -> None:
+    """Touch ``path`` every ``interval`` seconds while the event loop turns (the daemon's side)."""
+    target = Path(path)
+    while True:
+        try:
+            await asyncio.to_thread(target.touch)
+        except OSError as exc:
+            log.warning("health_file_unwritable", path=path, error=describe_error(exc))
+        await asyncio.sleep(interval)

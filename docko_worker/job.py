@@ -24,6 +24,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from .errors import describe_error
+
 try:
     from asyncpg.pgproto.pgproto import UUID as _uuid_from_bytes
 except ImportError:  # pragma: no cover - asyncpg ships it; the standard library's type works too
@@ -125,7 +127,12 @@ def _timestamp(seconds: float | None) -> datetime | None:
     infinite = _INFINITE.get(seconds)
     if infinite is not None:
         return infinite
-    return datetime.fromtimestamp(seconds, UTC)
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, ValueError, OSError):
+        # Beyond the years Python can hold (1 to 9999): a job must still be readable, whatever
+        # a client wrote into its row.
+        return _INFINITE[float("inf") if seconds > 0 else float("-inf")]
 
 
 @dataclass(slots=True)
@@ -165,11 +172,37 @@ class Job:
 
         Rows are read by position and the payloads decoded in one ``json.loads`` call: for the
         small payloads jobs carry, per-call overhead is most of the cost of decoding them. Each
-        distinct timestamp is converted once per batch.
+        distinct timestamp is converted once per batch. A payload this process cannot decode
+        (written by a producer that raised its own limits) reads as ``None``.
         """
         if not records:
             return []
-        payloads = json.loads("[" + ",".join([row[3] for row in records]) + "]")
+        try:
+            payloads = json.loads("[" + ",".join([row[3] for row in records]) + "]")
+        except (ValueError, RecursionError):
+            payloads, _ = _decode_each(records)
+        return cls._build(records, payloads)
+
+    @classmethod
+    def from_claimed_records(
+        cls, records: Sequence[Sequence[Any]]
+    ) -> tuple[list[Job], list[tuple[Job, str]]]:
+        """Like ``from_records``, for a claim that has committed: a payload that cannot be
+        decoded spoils only its own job, returned apart with the reason (payload ``None``)."""
+        if not records:
+            return [], []
+        try:
+            payloads = json.loads("[" + ",".join([row[3] for row in records]) + "]")
+        except (ValueError, RecursionError):
+            payloads, errors = _decode_each(records)
+        else:
+            return cls._build(records, payloads), []
+        jobs = cls._build(records, payloads)
+        good = [job for index, job in enumerate(jobs) if index not in errors]
+        return good, [(jobs[index], error) for index, error in errors.items()]
+
+    @classmethod
+    def _build(cls, records: Sequence[Sequence[Any]], payloads: Sequence[Any]) -> list[Job]:
         seconds = {
             value for row in records for value in (row[8], row[9], row[10], row[14], row[15])
         }
@@ -196,3 +229,17 @@ class Job:
             )
             for row, payload in zip(records, payloads, strict=True)
         ]
+
+
+def _decode_each(records: Sequence[Sequence[Any]]) -> tuple[list[Any], dict[int, str]]:
+    """Each row's payload decoded alone; one that cannot be (nested deeper than the decoder's
+    recursion limit, an integer past Python's digit limit) becomes ``None``, its reason kept."""
+    payloads: list[Any] = []
+    errors: dict[int, str] = {}
+    for index, row in enumerate(records):
+        try:
+            payloads.append(json.loads(row[3]))
+        except (ValueError, RecursionError) as exc:
+            payloads.append(None)
+            errors[index] = describe_error(exc)
+    return payloads, errors

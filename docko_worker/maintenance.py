@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import structlog
 
 from .config import Config
+from .db import is_transient
+from .errors import describe_error
 from .store import JobStore
 
 log = structlog.get_logger("docko_worker.maintenance")
@@ -28,8 +30,12 @@ async def _every(interval: float, sweep: Callable[[], Awaitable[object]], name: 
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         try:
             await sweep()
-        except Exception:
-            log.exception("maintenance_failed", service=name)
+        except Exception as exc:
+            if is_transient(exc):
+                # An outage the rest of the daemon reports too: one line, no traceback.
+                log.warning("maintenance_failed", service=name, error=describe_error(exc))
+            else:
+                log.exception("maintenance_failed", service=name)
 
 
 @dataclass(slots=True)

@@ -7,12 +7,14 @@ connection the caller owns behaves exactly like one from this pool.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import asyncpg
 import structlog
 
 from .config import Config, redact_dsn
+from .errors import describe_error
 from .retry import reconnect_delay
 from .statements import SQL
 
@@ -92,11 +94,14 @@ async def wait_for_pool(
     *,
     max_delay: float = 30.0,
     generic_plans: bool = False,
+    deadline: float | None = None,
 ) -> Any | None:
     """Create the pool, retrying with backoff while the database does not answer.
 
-    Returns ``None`` if ``stop`` is set while waiting.
+    Returns ``None`` if ``stop`` is set while waiting. With ``deadline`` (seconds), the error of
+    the last attempt is raised once that long has passed.
     """
+    give_up_at = None if deadline is None else time.monotonic() + deadline
     attempt = 0
     while True:
         try:
@@ -104,12 +109,17 @@ async def wait_for_pool(
         except CONNECT_ERRORS as exc:
             attempt += 1
             delay = reconnect_delay(attempt, 0.5, max_delay)
+            if give_up_at is not None:
+                left = give_up_at - time.monotonic()
+                if left <= 0:
+                    raise
+                delay = min(delay, left)
             log.warning(
                 "database_unavailable",
                 dsn=redact_dsn(config.database_url),
                 attempt=attempt,
                 retry_in=round(delay, 2),
-                error=f"{type(exc).__name__}: {exc}",
+                error=describe_error(exc),
             )
             if stop is None:
                 await asyncio.sleep(delay)

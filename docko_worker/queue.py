@@ -14,6 +14,7 @@ transaction: the job exists, and workers are woken, only if that transaction com
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -27,21 +28,19 @@ from uuid import UUID
 import structlog
 
 from .config import Config, load_config
+from .db import Pool
 from .errors import DockoError, PayloadError
 from .job import Job
-from .maintenance import Pruner, Rescuer
 from .migrations import Migration, migrate
-from .pool import connect, create_pool
+from .pool import connect, create_pool, wait_for_pool
+from .recorder import Counters
 from .registry import Handler, HandlerRegistry
 from .settle import settle
 from .store import JobStore
 from .supervisor import Supervisor
-from .waker import Waker
 
 log = structlog.get_logger("docko_worker.queue")
 
-# Seconds ``stop`` waits for the LISTEN connection to close.
-WAKER_STOP_GRACE = 5.0
 # Seconds ``close`` waits for the pool's connections before terminating them.
 POOL_CLOSE_GRACE = 10.0
 
@@ -117,7 +116,7 @@ class Queue:
 
     def __init__(
         self,
-        pool: Any,
+        pool: Pool,
         config: Config | None = None,
         *,
         registry: HandlerRegistry | None = None,
@@ -125,18 +124,25 @@ class Queue:
     ) -> None:
         self.pool = pool
         self.config = config or load_config()
-        self.registry = registry or HandlerRegistry()
-        self.store = JobStore(pool)
+        self._registry = registry or HandlerRegistry()
+        self._store = JobStore(pool)
         self._owns_pool = owns_pool
         self._supervisor: Supervisor | None = None
-        self._waker_task: asyncio.Task[None] | None = None
-        self.waker: Waker | None = None
 
     @classmethod
-    async def connect(cls, config: Config | None = None, **kwargs: Any) -> Queue:
-        """A queue with its own pool (closed by ``close`` or ``async with``)."""
+    async def connect(
+        cls, config: Config | None = None, *, wait: float | None = None, **kwargs: Any
+    ) -> Queue:
+        """A queue with its own pool (closed by ``close`` or ``async with``).
+
+        ``wait``: seconds to keep trying, with backoff, while the database does not answer yet
+        (one that is still starting, say); by default the first failure raises.
+        """
         config = config or load_config()
-        pool = await create_pool(config)
+        if wait is None:
+            pool = await create_pool(config)
+        else:
+            pool = await wait_for_pool(config, deadline=wait)
         return cls(pool, config, owns_pool=True, **kwargs)
 
     async def __aenter__(self) -> Queue:
@@ -190,7 +196,7 @@ class Queue:
         if dedupe_key is not None:
             _check_text("dedupe_key", dedupe_key)
         insert = partial(
-            self.store.enqueue_job,
+            self._store.enqueue_job,
             queue_name=_check_text("queue_name", queue_name),
             job_type=_check_text("job_type", job_type),
             payload_json=payload_json,
@@ -206,7 +212,7 @@ class Queue:
             if job is not None:
                 return job
             assert dedupe_key is not None
-            existing = await self.store.find_unfinished_by_dedupe_key(dedupe_key, conn=conn)
+            existing = await self._store.find_unfinished_by_dedupe_key(dedupe_key, conn=conn)
             if existing is not None:
                 return existing
         raise DockoError(f"could not enqueue job with dedupe_key {dedupe_key!r}: key kept changing")
@@ -240,7 +246,7 @@ class Queue:
         if start is None and seconds == 0:
             # Encoded while the COPY streams; a payload that cannot be encoded rolls the whole
             # call back.
-            return await self.store.copy_jobs(
+            return await self._store.copy_jobs(
                 queue_name=queue_name,
                 job_type=job_type,
                 payloads_json=map(encode_payload, items),
@@ -251,7 +257,7 @@ class Queue:
             )
         encoded = [encode_payload(payload) for payload in items]
         count = len(encoded)
-        return await self.store.enqueue_jobs(
+        return await self._store.enqueue_jobs(
             queue_names=[queue_name] * count,
             job_types=[job_type] * count,
             payloads_json=encoded,
@@ -269,11 +275,11 @@ class Queue:
         return attempts
 
     async def get_job(self, job_id: UUID | str) -> Job | None:
-        return await self.store.get_job(UUID(str(job_id)))
+        return await self._store.get_job(UUID(str(job_id)))
 
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
         """(queue, job type, state, count) rows."""
-        return await self.store.job_counts()
+        return await self._store.job_counts()
 
     # Consuming
 
@@ -283,38 +289,54 @@ class Queue:
         """Run ``handler`` for jobs of ``job_type``; ``timeout`` overrides ``job_timeout``."""
         if self._supervisor is not None:
             raise DockoError("register handlers before start()")
-        self.registry.register(job_type, handler, timeout=timeout)
+        self._registry.register(job_type, handler, timeout=timeout)
 
     def load_entry_points(self) -> list[str]:
         """Register the handlers of every installed ``docko_worker.handlers`` entry point."""
-        return self.registry.load_entry_points()
-
-    @property
-    def supervisor(self) -> Supervisor | None:
-        return self._supervisor
+        return self._registry.load_entry_points()
 
     async def start(self, queue_names: Sequence[str] | None = None) -> None:
         """Start workers for ``queue_names`` (default: ``config.queues``); returns at once."""
         if self._supervisor is not None:
             raise DockoError("this queue has already been started")
-        if not len(self.registry):
+        if not len(self._registry):
             raise DockoError("no handlers registered: nothing to run")
         queues = list(queue_names or self.config.queues)
-        supervisor = Supervisor(self.store, self.registry, self.config, queues)
+        supervisor = Supervisor(
+            self._store,
+            self._registry,
+            self.config,
+            queues,
+            connect=lambda: connect(self.config),
+        )
         self._supervisor = supervisor
-        rescuer = Rescuer(self.store, self.config)
-        pruner = Pruner(self.store, self.config)
-        supervisor.start(extra=[rescuer.run, pruner.run])
-        if self.config.listen:
-            self.waker = Waker(self.config, lambda: connect(self.config), supervisor.wake)
-            self._waker_task = asyncio.create_task(self.waker.run(), name="docko-waker")
+        supervisor.start()
 
-    async def stop(self) -> None:
-        """Graceful stop: see ``Supervisor.stop``. Safe to call when not started."""
-        supervisor = self._supervisor
-        if supervisor is None:
-            return
-        if self._waker_task is not None:
-            await settle({self._waker_task}, grace=WAKER_STOP_GRACE)
-            self._waker_task = None
-        await supervisor.stop()
+    async def stop(self) -> list[Job]:
+        """Graceful stop: see ``Supervisor.stop``. Safe to call when not started.
+
+        Returns the jobs whose outcomes could not be written in time (logged as
+        ``outcomes_not_written``): they run again once their lease expires.
+        """
+        if self._supervisor is None:
+            return []
+        return await self._supervisor.stop()
+
+    # What the running daemon has done
+
+    @property
+    def worker_id(self) -> str | None:
+        """This process's worker id once started (stamped on the jobs it claims)."""
+        return None if self._supervisor is None else self._supervisor.worker_id
+
+    @property
+    def counters(self) -> Counters:
+        """A snapshot of what the workers have done since ``start`` (all zero before)."""
+        if self._supervisor is None:
+            return Counters()
+        return dataclasses.replace(self._supervisor.counters)
+
+    @property
+    def idle(self) -> bool:
+        """Started, and holding no job: nothing claimed, running or awaiting its write."""
+        return self._supervisor is not None and self._supervisor.idle

@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from .copy_format import COPY_COLUMNS, encode_copy_stream
+from .db import Runner
 from .job import Job, new_job_id_bytes, uuids_from_bytes
 from .statements import SQL
 
@@ -23,18 +24,15 @@ NOTIFY_CHANNEL = "docko_jobs"
 
 JOBS_TABLE = "docko_jobs"
 
-# asyncpg's Pool and Connection share the query methods used here.
-Executor = Any
-
 
 class JobStore:
     """Named-statement access to ``docko_jobs`` through an asyncpg pool or connection."""
 
-    def __init__(self, executor: Executor) -> None:
-        self.executor = executor
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
 
-    def _on(self, conn: Executor | None) -> Executor:
-        return self.executor if conn is None else conn
+    def _on(self, conn: Runner | None) -> Runner:
+        return self.runner if conn is None else conn
 
     async def enqueue_job(
         self,
@@ -47,7 +45,7 @@ class JobStore:
         run_at: datetime | None,
         delay: float,
         dedupe_key: str | None,
-        conn: Executor | None = None,
+        conn: Runner | None = None,
     ) -> Job | None:
         row = await self._on(conn).fetchrow(
             SQL.enqueue_job,
@@ -73,7 +71,7 @@ class JobStore:
         max_attempts: Sequence[int],
         run_ats: Sequence[datetime | None],
         delay: float,
-        conn: Executor | None = None,
+        conn: Runner | None = None,
     ) -> list[UUID]:
         rows = await self._on(conn).fetch(
             SQL.enqueue_jobs,
@@ -97,7 +95,7 @@ class JobStore:
         count: int,
         priority: int,
         max_attempts: int,
-        conn: Executor | None = None,
+        conn: Runner | None = None,
     ) -> list[UUID]:
         """Bulk insert ``count`` jobs, due now, through one binary COPY and one NOTIFY.
 
@@ -119,19 +117,20 @@ class JobStore:
             max_attempts=max_attempts,
         )
         if conn is None or isinstance(conn, asyncpg.Pool):
-            async with (conn or self.executor).acquire() as pooled:
+            pool: Any = conn or self.runner
+            async with pool.acquire() as pooled:
                 await _copy_and_notify(pooled, stream, queue_name)
         else:
             await _copy_and_notify(conn, stream, queue_name)
         return uuids_from_bytes(id_bytes)
 
     async def find_unfinished_by_dedupe_key(
-        self, dedupe_key: str, conn: Executor | None = None
+        self, dedupe_key: str, conn: Runner | None = None
     ) -> Job | None:
         row = await self._on(conn).fetchrow(SQL.find_unfinished_by_dedupe_key, dedupe_key)
         return None if row is None else Job.from_record(row)
 
-    async def get_job(self, job_id: UUID, conn: Executor | None = None) -> Job | None:
+    async def get_job(self, job_id: UUID, conn: Runner | None = None) -> Job | None:
         row = await self._on(conn).fetchrow(SQL.get_job, job_id)
         return None if row is None else Job.from_record(row)
 
@@ -143,11 +142,18 @@ class JobStore:
         limit: int,
         worker_id: str,
         lease_seconds: float,
+        undecodable: list[tuple[Job, str]] | None = None,
     ) -> list[Job]:
-        rows = await self.executor.fetch(
+        """The jobs claimed. With ``undecodable``, a job whose payload cannot be decoded goes
+        there with the reason instead, and the rest are returned; without, the claim raises."""
+        rows = await self.runner.fetch(
             SQL.claim_jobs, queues, job_types, limit, worker_id, lease_seconds
         )
-        return Job.from_records(rows)
+        if undecodable is None:
+            return Job.from_records(rows)
+        jobs, spoiled = Job.from_claimed_records(rows)
+        undecodable.extend(spoiled)
+        return jobs
 
     async def complete_jobs(
         self, ids: Sequence[UUID], attempts: Sequence[int], *, delete: bool = False
@@ -178,19 +184,19 @@ class JobStore:
         return await self._ids(SQL.extend_leases, ids, attempts, worker_id, lease_seconds)
 
     async def rescue_expired_jobs(self, limit: int) -> list[dict[str, Any]]:
-        rows = await self.executor.fetch(SQL.rescue_expired_jobs, limit)
+        rows = await self.runner.fetch(SQL.rescue_expired_jobs, limit)
         return [dict(row) for row in rows]
 
     async def prune_finished_jobs(self, state: str, older_than: float, limit: int) -> int:
-        status = await self.executor.execute(SQL.prune_finished_jobs, state, older_than, limit)
+        status = await self.runner.execute(SQL.prune_finished_jobs, state, older_than, limit)
         return int(status.rsplit(" ", 1)[-1])
 
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
-        rows = await self.executor.fetch(SQL.job_counts)
+        rows = await self.runner.fetch(SQL.job_counts)
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def _ids(self, statement: str, *args: Any) -> set[UUID]:
-        rows = await self.executor.fetch(statement, *args)
+        rows = await self.runner.fetch(statement, *args)
         return {row[0] for row in rows}
 
 

@@ -3,18 +3,22 @@
 Notifications only shorten the wait; workers still poll every ``poll_interval``, so a lost
 connection delays jobs but never strands them. The connection is checked periodically (a silent
 network drop raises no error by itself), and on loss the waker logs it and reconnects with capped,
-jittered backoff, waking the workers once it is back in case a notification was missed.
+jittered backoff, waking the workers once it is back in case a notification was missed. The cap is
+low, and ``retry_now`` (called when the daemon's pool reaches the database again) cuts the wait
+short: jobs wait for the poll only while the database is really away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
 
 from .config import Config, redact_dsn
+from .errors import describe_error
 from .retry import reconnect_delay
 from .statements import SQL
 from .store import NOTIFY_CHANNEL
@@ -34,7 +38,7 @@ class Waker:
         wake: Callable[[str], None],
         *,
         check_interval: float = 5.0,
-        max_backoff: float = 30.0,
+        max_backoff: float = 2.0,
     ) -> None:
         self._config = config
         self._connect = connect
@@ -43,7 +47,13 @@ class Waker:
         self._max_backoff = max_backoff
         self._conn: Any = None
         self._lost = asyncio.Event()
+        self._retry_now = asyncio.Event()
         self.connected = asyncio.Event()
+
+    def retry_now(self) -> None:
+        """The database answers again: reconnect at once if disconnected."""
+        if not self.connected.is_set():
+            self._retry_now.set()
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting whenever the connection is lost."""
@@ -67,12 +77,14 @@ class Waker:
                     delay = reconnect_delay(failures, 0.25, self._max_backoff)
                     log.warning(
                         "listen_connection_lost" if was_connected else "listen_connect_failed",
-                        error=f"{type(exc).__name__}: {exc}",
+                        error=describe_error(exc),
                         dsn=redact_dsn(self._config.database_url),
                         retry_in=round(delay, 2),
                         polling_every=self._config.poll_interval,
                     )
-                    await asyncio.sleep(delay)
+                    self._retry_now.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
         finally:
             self.connected.clear()
             await self._close()

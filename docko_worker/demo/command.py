@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import structlog
 
 from ..config import Config, load_config, redact_dsn
+from ..daemon import run_async
 from ..errors import DockoError
 from ..logs import configure_logging
 from .database import DEMO_DATABASE
@@ -32,14 +33,7 @@ DEFAULT_WORKERS = 50
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, _T]]) -> _T | None:
-    """Run ``main`` on uvloop where available; SIGTERM stops it as Ctrl-C does (returns None)."""
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        pass
+    """Run ``main`` on the daemon's event loop; SIGTERM stops it as Ctrl-C does (returns None)."""
 
     async def guarded() -> _T:
         task = asyncio.current_task()
@@ -48,11 +42,11 @@ def _run(main: Callable[[], Coroutine[Any, Any, _T]]) -> _T | None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await main()
 
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        try:
-            return runner.run(guarded())
-        except asyncio.CancelledError:
-            return None
+    try:
+        result = run_async(guarded)
+    except asyncio.CancelledError:
+        return None
+    return result
 
 
 def check_arguments(jobs: int, workers: int, failure_rate: float) -> None:

@@ -9,7 +9,6 @@ collects the ``Outcome`` the summary reports.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import time
 from collections import Counter, defaultdict
@@ -19,7 +18,6 @@ from typing import Any
 from ..config import Config, load_config, redact_dsn
 from ..errors import DockoError
 from ..queue import Queue
-from ..supervisor import Supervisor
 from .database import DEMO_DATABASE, recreate_demo_database
 from .display import Display, Progress
 from .report import Outcome, measure_latency, pick_examples
@@ -79,13 +77,11 @@ async def _enqueue(queue: Queue, planned: dict[str, list[dict[str, Any]]]) -> in
     return statements
 
 
-async def _run_until_final(
-    supervisor: Supervisor, total: int, started: float, display: Display
-) -> float:
+async def _run_until_final(queue: Queue, total: int, started: float, display: Display) -> float:
     """Show progress until ``total`` jobs are completed or failed; returns the seconds it took."""
     last_done, last_change = -1, started
     while True:
-        counters = supervisor.counters
+        counters = queue.counters
         now = time.perf_counter()
         done = counters.completed + counters.failed
         finished = done >= total
@@ -106,10 +102,10 @@ async def _run_until_final(
         await asyncio.sleep(TICK)
 
 
-async def _wait_until_idle(supervisor: Supervisor) -> None:
+async def _wait_until_idle(queue: Queue) -> None:
     """Until every outcome is written and nothing is claimed (10 s at most)."""
     for _ in range(1000):
-        if supervisor.idle:
+        if queue.idle:
             return
         await asyncio.sleep(0.01)
 
@@ -139,11 +135,9 @@ async def run_session(
         )
         started = time.perf_counter()
         await queue.start(list(QUEUES))
-        supervisor = queue.supervisor
-        assert supervisor is not None
-        wall = await _run_until_final(supervisor, args.jobs, started, display)
-        bulk = dataclasses.replace(supervisor.counters)
-        await _wait_until_idle(supervisor)
+        wall = await _run_until_final(queue, args.jobs, started, display)
+        bulk = queue.counters
+        await _wait_until_idle(queue)
         latencies = await measure_latency(queue, workload)
         await queue.stop()
         by_type: dict[str, Counter[str]] = defaultdict(Counter)

@@ -15,6 +15,8 @@ from uuid import UUID
 
 from docko_worker import Config, Job, JobState, Queue
 from docko_worker.registry import Handler
+from docko_worker.store import JobStore
+from docko_worker.supervisor import Supervisor
 
 T = TypeVar("T")
 
@@ -89,3 +91,15 @@ async def count_jobs(queue: Queue, **where: Any) -> int:
     clauses = " AND ".join(f"{column} = ${i}" for i, column in enumerate(where, start=1))
     sql = "SELECT count(*) FROM docko_jobs" + (f" WHERE {clauses}" if clauses else "")
     return int(await queue.pool.fetchval(sql, *where.values()))
+
+
+def supervisor_of(queue: Queue) -> Supervisor:
+    """The running daemon inside ``queue``: the tests' one look behind the public surface."""
+    supervisor = queue._supervisor
+    assert supervisor is not None, "the queue has not been started"
+    return supervisor
+
+
+def store_of(queue: Queue) -> JobStore:
+    """Named-statement access on the queue's own pool."""
+    return JobStore(queue.pool)

@@ -11,6 +11,7 @@ import pytest
 
 from docko_worker import JobState, PayloadError, Queue
 from docko_worker.copy_format import ROWS_PER_MESSAGE
+from tests.integration.support import store_of
 from tests.integration.test_enqueue_db import next_notification, send_marker
 
 
@@ -138,7 +139,7 @@ async def test_deferred_bulk_jobs_are_not_due_yet(queue: Queue) -> None:
 
     jobs = [await queue.get_job(job_id) for job_id in [*ids, *delayed]]
     assert all(job is not None and job.run_at > datetime.now(UTC) for job in jobs)
-    claimed = await queue.store.claim_jobs(
+    claimed = await store_of(queue).claim_jobs(
         queues=["documents"], job_types=["ocr"], limit=10, worker_id="w", lease_seconds=60
     )
     assert claimed == []

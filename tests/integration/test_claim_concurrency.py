@@ -12,7 +12,7 @@ import asyncpg
 
 from docko_worker import Config, Job, JobState, Queue
 from docko_worker.store import JobStore
-from tests.integration.support import count_jobs, running_queue, wait_until
+from tests.integration.support import count_jobs, running_queue, store_of, wait_until
 
 JOBS = 2000
 
@@ -37,8 +37,8 @@ async def test_two_daemons_run_every_job_exactly_once(
             return await count_jobs(first, state="completed") == JOBS
 
         await wait_until(all_completed, timeout=30, interval=0.05)
-        assert first.supervisor is not None and second.supervisor is not None
-        worker_ids = {first.supervisor.worker_id, second.supervisor.worker_id}
+        assert first.worker_id is not None and second.worker_id is not None
+        worker_ids = {first.worker_id, second.worker_id}
 
     runs_per_job = Counter(job_id for job_id, _, _ in runs)
     twice = [job_id for job_id, count in runs_per_job.items() if count > 1]
@@ -98,12 +98,12 @@ async def test_claim_respects_limit_queues_and_types(queue: Queue) -> None:
     await queue.enqueue_many("default", "ocr", [{}] * 5)
     await queue.enqueue_many("other", "ocr", [{}] * 5)
     await queue.enqueue_many("default", "thumbnail", [{}] * 5)
-    jobs = await queue.store.claim_jobs(
+    jobs = await store_of(queue).claim_jobs(
         queues=["default"], job_types=["ocr"], limit=3, worker_id="w", lease_seconds=60
     )
     assert len(jobs) == 3
     assert {(job.queue_name, job.job_type) for job in jobs} == {("default", "ocr")}
-    both = await queue.store.claim_jobs(
+    both = await store_of(queue).claim_jobs(
         queues=["default", "other"], job_types=["ocr"], limit=100, worker_id="w", lease_seconds=60
     )
     assert len(both) == 7

@@ -14,7 +14,7 @@ import pytest
 
 from docko_worker import DockoError, JobState, PayloadError, Queue
 from docko_worker.store import NOTIFY_CHANNEL
-from tests.integration.support import count_jobs
+from tests.integration.support import count_jobs, store_of
 
 NOTIFY_WAIT = 5.0
 
@@ -165,7 +165,7 @@ async def test_dedupe_key_returns_the_unfinished_job(queue: Queue) -> None:
     assert await count_jobs(queue) == 2
 
     # Still deduplicated while the first job runs ...
-    [claimed] = await queue.store.claim_jobs(
+    [claimed] = await store_of(queue).claim_jobs(
         queues=["default"], job_types=["ocr"], limit=1, worker_id="w", lease_seconds=60
     )
     assert claimed.id == first.id
@@ -174,7 +174,7 @@ async def test_dedupe_key_returns_the_unfinished_job(queue: Queue) -> None:
     assert while_running.state is JobState.RUNNING
 
     # ... but once it has finished, the key is free again.
-    assert await queue.store.complete_jobs([first.id], [1]) == {first.id}
+    assert await store_of(queue).complete_jobs([first.id], [1]) == {first.id}
     after = await queue.enqueue("default", "ocr", {"n": 5}, dedupe_key="doc-1")
     assert after.id != first.id
     assert after.state is JobState.AVAILABLE
@@ -231,7 +231,7 @@ async def test_enqueue_many_of_nothing_writes_nothing(queue: Queue) -> None:
 
 async def test_enqueue_many_with_delay_is_not_due_yet(queue: Queue) -> None:
     ids = await queue.enqueue_many("default", "ocr", [{}, {}], delay=timedelta(hours=1))
-    claimed = await queue.store.claim_jobs(
+    claimed = await store_of(queue).claim_jobs(
         queues=["default"], job_types=["ocr"], limit=10, worker_id="w", lease_seconds=60
     )
     assert claimed == []
@@ -260,7 +260,7 @@ async def test_payloads_round_trip_through_the_database(queue: Queue) -> None:
         stored = await queue.get_job(job.id)
         assert stored is not None
         assert stored.payload == payload
-        [claimed] = await queue.store.claim_jobs(
+        [claimed] = await store_of(queue).claim_jobs(
             queues=["default"], job_types=["ocr"], limit=1, worker_id="w", lease_seconds=60
         )
         assert claimed.id == job.id
@@ -277,11 +277,11 @@ async def test_job_counts_by_queue_type_and_state(queue: Queue) -> None:
     await queue.enqueue_many("documents", "ocr", [{}, {}, {}])
     await queue.enqueue("documents", "thumbnail", {})
     await queue.enqueue("mail", "send", {})
-    [claimed] = await queue.store.claim_jobs(
+    [claimed] = await store_of(queue).claim_jobs(
         queues=["mail"], job_types=["send"], limit=1, worker_id="w", lease_seconds=60
     )
-    await queue.store.complete_jobs([claimed.id], [claimed.attempt])
-    await queue.store.claim_jobs(
+    await store_of(queue).complete_jobs([claimed.id], [claimed.attempt])
+    await store_of(queue).claim_jobs(
         queues=["documents"], job_types=["ocr"], limit=1, worker_id="w", lease_seconds=60
     )
     assert await queue.job_counts() == [

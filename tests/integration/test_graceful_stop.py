@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from docko_worker import Config, DockoError, Job, JobState, Queue
-from tests.integration.support import running_queue, wait_for_state
+from tests.integration.support import running_queue, store_of, supervisor_of, wait_for_state
 
 
 async def test_job_still_running_at_the_deadline_is_handed_back_unspent(
@@ -107,12 +107,11 @@ async def test_claimed_but_unstarted_jobs_are_released_at_once(
 
     config = make_config(worker_count=1, shutdown_timeout=30)
     async with running_queue(config, {"ocr": gated}) as queue:
-        supervisor = queue.supervisor
-        assert supervisor is not None
+        supervisor = supervisor_of(queue)
         running = await queue.enqueue("default", "ocr", {"n": 1})
         await asyncio.wait_for(started.wait(), 10)
         waiting = await queue.enqueue("default", "ocr", {"n": 2})
-        claimed = await queue.store.claim_jobs(
+        claimed = await store_of(queue).claim_jobs(
             queues=["default"],
             job_types=["ocr"],
             limit=1,
@@ -120,7 +119,7 @@ async def test_claimed_but_unstarted_jobs_are_released_at_once(
             lease_seconds=config.visibility_timeout,
         )
         assert [job.id for job in claimed] == [waiting.id]
-        supervisor._accept(claimed)
+        supervisor.accept(claimed)
 
         stopping = asyncio.create_task(queue.stop())
         released = await wait_for_state(queue, waiting.id, JobState.AVAILABLE, timeout=5)

@@ -201,8 +201,7 @@ async def test_job_types_without_a_handler_are_left_waiting(
         second_a = await queue.enqueue("default", "a", {})
         await wait_for_state(queue, second_a.id, JobState.COMPLETED)
         waiting = await queue.get_job(b.id)
-        assert queue.supervisor is not None
-        counters = queue.supervisor.counters
+        counters = queue.counters
     assert waiting is not None
     assert waiting.state is JobState.AVAILABLE
     assert waiting.attempt == 0
@@ -237,8 +236,7 @@ async def test_handler_receives_the_stored_job(make_config: Callable[..., Config
     async with running_queue(make_config(), {"ocr": handle}) as queue:
         job = await queue.enqueue("default", "ocr", {"document_id": 5}, priority=-2)
         await wait_for_state(queue, job.id, JobState.COMPLETED)
-        assert queue.supervisor is not None
-        worker_id = queue.supervisor.worker_id
+        worker_id = queue.worker_id
     [received] = seen
     assert received.id == job.id
     assert received.payload == {"document_id": 5}

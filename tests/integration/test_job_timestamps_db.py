@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from docko_worker import Job, Queue
+from tests.integration.support import store_of
 
 TIMESTAMP_COLUMNS = ("run_at", "created_at", "updated_at", "lease_expires_at", "finished_at")
 
@@ -63,7 +64,7 @@ async def test_claimed_jobs_read_timestamps_as_asyncpg_does(
         await db.execute(
             "UPDATE docko_jobs SET run_at = $2::text::timestamptz WHERE id = $1", job_id, moment
         )
-    claimed = await queue.store.claim_jobs(
+    claimed = await store_of(queue).claim_jobs(
         queues=["documents"], job_types=["ocr"], limit=10, worker_id="w", lease_seconds=30
     )
     assert sorted(job.id for job in claimed) == sorted(jobs)

@@ -14,7 +14,13 @@ import pytest
 from docko_worker import Config, Job, JobState, Queue
 from docko_worker.maintenance import Rescuer
 from docko_worker.store import JobStore
-from tests.integration.support import running_queue, wait_for_state, wait_until
+from tests.integration.support import (
+    running_queue,
+    store_of,
+    supervisor_of,
+    wait_for_state,
+    wait_until,
+)
 
 DEAD_WORKER = "dead-host:1:00000000"
 
@@ -46,8 +52,8 @@ async def rescue_when_expired(store: JobStore, config: Config, job_id: UUID) -> 
 
 async def test_expired_lease_makes_the_job_available_again(queue: Queue) -> None:
     job = await queue.enqueue("default", "ocr", {}, max_attempts=3)
-    await claim_one(queue.store, DEAD_WORKER, lease_seconds=0.1)
-    rescuer = Rescuer(queue.store, queue.config)
+    await claim_one(store_of(queue), DEAD_WORKER, lease_seconds=0.1)
+    rescuer = Rescuer(store_of(queue), queue.config)
 
     async def made_available() -> int:
         return (await rescuer.run_once()).made_available
@@ -71,8 +77,8 @@ async def test_rescued_job_is_completed_by_a_live_worker_on_attempt_two(
     queue: Queue, make_config: Callable[..., Config]
 ) -> None:
     job = await queue.enqueue("default", "ocr", {}, max_attempts=3)
-    await claim_one(queue.store, DEAD_WORKER, lease_seconds=0.1)
-    await rescue_when_expired(queue.store, queue.config, job.id)
+    await claim_one(store_of(queue), DEAD_WORKER, lease_seconds=0.1)
+    await rescue_when_expired(store_of(queue), queue.config, job.id)
     attempts: list[int] = []
 
     async def handle(job: Job) -> None:
@@ -88,7 +94,7 @@ async def test_running_daemon_rescues_a_dead_workers_job_by_itself(
     queue: Queue, make_config: Callable[..., Config]
 ) -> None:
     job = await queue.enqueue("default", "ocr", {}, max_attempts=3)
-    await claim_one(queue.store, DEAD_WORKER, lease_seconds=0.3)
+    await claim_one(store_of(queue), DEAD_WORKER, lease_seconds=0.3)
 
     async def handle(job: Job) -> None:
         return None
@@ -100,8 +106,8 @@ async def test_running_daemon_rescues_a_dead_workers_job_by_itself(
 
 async def test_expired_lease_on_the_last_attempt_fails_the_job(queue: Queue) -> None:
     job = await queue.enqueue("default", "ocr", {}, max_attempts=1)
-    await claim_one(queue.store, DEAD_WORKER, lease_seconds=0.1)
-    rescuer = Rescuer(queue.store, queue.config)
+    await claim_one(store_of(queue), DEAD_WORKER, lease_seconds=0.1)
+    rescuer = Rescuer(store_of(queue), queue.config)
 
     async def failed() -> int:
         return (await rescuer.run_once()).failed
@@ -119,8 +125,8 @@ async def test_expired_lease_on_the_last_attempt_fails_the_job(queue: Queue) -> 
 
 async def test_unexpired_lease_is_not_rescued(queue: Queue) -> None:
     job = await queue.enqueue("default", "ocr", {})
-    await claim_one(queue.store, "live-worker", lease_seconds=60)
-    result = await Rescuer(queue.store, queue.config).run_once()
+    await claim_one(store_of(queue), "live-worker", lease_seconds=60)
+    result = await Rescuer(store_of(queue), queue.config).run_once()
     assert (result.made_available, result.failed) == (0, 0)
     stored = await queue.get_job(job.id)
     assert stored is not None
@@ -164,7 +170,7 @@ async def write_release(store: JobStore, job_id: UUID, attempt: int) -> set[UUID
 async def test_stale_worker_outcome_is_ignored_and_new_owner_outcome_lands(
     queue: Queue, write: StaleWrite, after: tuple[JobState, int] | None
 ) -> None:
-    store = queue.store
+    store = store_of(queue)
     job = await queue.enqueue("default", "ocr", {}, max_attempts=5)
     first = await claim_one(store, "worker-a", lease_seconds=0.1)
     assert first.attempt == 1
@@ -198,8 +204,8 @@ async def test_stale_worker_outcome_is_ignored_and_new_owner_outcome_lands(
 async def test_outcome_for_a_job_that_is_not_running_is_ignored(queue: Queue) -> None:
     job = await queue.enqueue("default", "ocr", {})
     # attempt 0 matches the row, but it was never claimed: no outcome may land.
-    assert await queue.store.complete_jobs([job.id], [0]) == set()
-    assert await queue.store.fail_jobs([job.id], [0], ["x"]) == set()
+    assert await store_of(queue).complete_jobs([job.id], [0]) == set()
+    assert await store_of(queue).fail_jobs([job.id], [0], ["x"]) == set()
     stored = await queue.get_job(job.id)
     assert stored is not None
     assert stored.state is JobState.AVAILABLE
@@ -207,19 +213,19 @@ async def test_outcome_for_a_job_that_is_not_running_is_ignored(queue: Queue) ->
 
 async def test_batched_outcomes_report_only_the_jobs_they_changed(queue: Queue) -> None:
     ids = await queue.enqueue_many("default", "ocr", [{}, {}, {}])
-    claimed = await queue.store.claim_jobs(
+    claimed = await store_of(queue).claim_jobs(
         queues=["default"], job_types=["ocr"], limit=3, worker_id="w", lease_seconds=60
     )
     assert {job.id for job in claimed} == set(ids)
     attempts = [1, 7, 1]  # the middle one is stale
-    assert await queue.store.complete_jobs(ids, attempts) == {ids[0], ids[2]}
+    assert await store_of(queue).complete_jobs(ids, attempts) == {ids[0], ids[2]}
     middle = await queue.get_job(ids[1])
     assert middle is not None
     assert middle.state is JobState.RUNNING
 
 
 async def test_extend_leases_pushes_the_lease_for_its_owner_only(queue: Queue) -> None:
-    store = queue.store
+    store = store_of(queue)
     job = await queue.enqueue("default", "ocr", {})
     claimed = await claim_one(store, "owner", lease_seconds=2)
     assert claimed.lease_expires_at is not None
@@ -271,8 +277,7 @@ async def test_daemon_that_lost_its_lease_does_not_overwrite_the_new_owner(
         await gate.wait()
 
     async with running_queue(make_config(), {"ocr": paused}) as queue:
-        supervisor = queue.supervisor
-        assert supervisor is not None
+        supervisor = supervisor_of(queue)
         job = await queue.enqueue("default", "ocr", {})
         await asyncio.wait_for(started.wait(), 10)
         # The daemon stalls past its lease (as after a long GC pause or network partition): the
@@ -281,8 +286,8 @@ async def test_daemon_that_lost_its_lease_does_not_overwrite_the_new_owner(
             "UPDATE docko_jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
             job.id,
         )
-        await rescue_when_expired(queue.store, queue.config, job.id)
-        other = await queue.store.claim_jobs(
+        await rescue_when_expired(store_of(queue), queue.config, job.id)
+        other = await store_of(queue).claim_jobs(
             queues=["default"], job_types=["ocr"], limit=1, worker_id="other", lease_seconds=60
         )
         assert [j.attempt for j in other] == [2]

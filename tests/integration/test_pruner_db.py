@@ -8,19 +8,25 @@ from uuid import UUID
 
 from docko_worker import Config, Job, JobState, PermanentError, Queue
 from docko_worker.maintenance import Pruner
-from tests.integration.support import count_jobs, running_queue, wait_for_state, wait_until
+from tests.integration.support import (
+    count_jobs,
+    running_queue,
+    store_of,
+    wait_for_state,
+    wait_until,
+)
 
 
 async def finish(queue: Queue, state: JobState) -> UUID:
     job = await queue.enqueue("default", "ocr", {})
-    [claimed] = await queue.store.claim_jobs(
+    [claimed] = await store_of(queue).claim_jobs(
         queues=["default"], job_types=["ocr"], limit=1, worker_id="w", lease_seconds=60
     )
     assert claimed.id == job.id
     if state is JobState.COMPLETED:
-        assert await queue.store.complete_jobs([job.id], [1]) == {job.id}
+        assert await store_of(queue).complete_jobs([job.id], [1]) == {job.id}
     else:
-        assert await queue.store.fail_jobs([job.id], [1], ["boom"]) == {job.id}
+        assert await store_of(queue).fail_jobs([job.id], [1], ["boom"]) == {job.id}
     return job.id
 
 
@@ -30,7 +36,7 @@ async def test_jobs_past_retention_are_pruned(
     completed = await finish(queue, JobState.COMPLETED)
     failed = await finish(queue, JobState.FAILED)
     available = await queue.enqueue("default", "other", {})
-    pruner = Pruner(queue.store, make_config(completed_retention=0.05))
+    pruner = Pruner(store_of(queue), make_config(completed_retention=0.05))
 
     async def completed_gone() -> bool:
         await pruner.run_once()
@@ -46,7 +52,7 @@ async def test_failed_jobs_past_their_retention_are_pruned(
 ) -> None:
     failed = await finish(queue, JobState.FAILED)
     completed = await finish(queue, JobState.COMPLETED)
-    pruner = Pruner(queue.store, make_config(failed_retention=0.05))
+    pruner = Pruner(store_of(queue), make_config(failed_retention=0.05))
 
     async def failed_gone() -> bool:
         await pruner.run_once()
@@ -61,7 +67,7 @@ async def test_jobs_within_retention_are_kept(
 ) -> None:
     await finish(queue, JobState.COMPLETED)
     await finish(queue, JobState.FAILED)
-    result = await Pruner(queue.store, make_config(completed_retention=3600)).run_once()
+    result = await Pruner(store_of(queue), make_config(completed_retention=3600)).run_once()
     assert result.deleted == 0
     assert await count_jobs(queue) == 2
 
@@ -71,7 +77,7 @@ async def test_prune_reports_how_many_it_deleted(
 ) -> None:
     for _ in range(3):
         await finish(queue, JobState.COMPLETED)
-    pruner = Pruner(queue.store, make_config(completed_retention=0.05))
+    pruner = Pruner(store_of(queue), make_config(completed_retention=0.05))
     deleted: list[int] = []
 
     async def all_deleted() -> bool:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from docko_worker import Job, Queue
-from tests.integration.support import wait_until
+from tests.integration.support import store_of, wait_until
 
 
 async def claim(queue: Queue, limit: int = 1, worker_id: str = "w") -> list[Job]:
-    return await queue.store.claim_jobs(
+    return await store_of(queue).claim_jobs(
         queues=["default"], job_types=["ocr"], limit=limit, worker_id=worker_id, lease_seconds=60
     )
 
@@ -88,7 +88,7 @@ async def test_priority_order_holds_across_queues(queue: Queue) -> None:
         await queue.enqueue("bulk", "ocr", {"queue": "bulk"}, priority=priority)
     for priority in (0, 1):
         await queue.enqueue("urgent", "ocr", {"queue": "urgent"}, priority=priority)
-    jobs = await queue.store.claim_jobs(
+    jobs = await store_of(queue).claim_jobs(
         queues=["bulk", "urgent"], job_types=["ocr"], limit=3, worker_id="w", lease_seconds=60
     )
     assert [(job.queue_name, job.priority) for job in jobs] == [

@@ -10,7 +10,7 @@ import asyncpg
 
 from docko_worker import Config, Job, JobState, Queue
 from docko_worker.pool import APPLICATION_NAME
-from tests.integration.support import running_queue, wait_for_state, wait_until
+from tests.integration.support import running_queue, supervisor_of, wait_for_state, wait_until
 
 # Idle daemons poll this rarely, so a job that starts promptly was woken by its NOTIFY.
 SLOW_POLL = 5.0
@@ -45,8 +45,9 @@ async def test_notify_wakes_an_idle_daemon_before_its_poll(
 ) -> None:
     config = make_config(poll_interval=SLOW_POLL, listen=True)
     async with running_queue(config, {"ocr": noop}) as queue:
-        assert queue.waker is not None
-        await asyncio.wait_for(queue.waker.connected.wait(), 10)
+        waker = supervisor_of(queue).waker
+        assert waker is not None
+        await asyncio.wait_for(waker.connected.wait(), 10)
         # The first job may be picked up by the wake-up the waker gives on connecting; by the
         # second the daemon has gone back to sleeping for SLOW_POLL.
         await runs_promptly(queue, "first")
@@ -60,7 +61,7 @@ async def test_poll_only_mode_runs_jobs_without_listening(
     # The PgBouncer (transaction mode) settings: no LISTEN, no prepared-statement cache.
     config = make_config(poll_interval=0.2, listen=False, statement_cache_size=0)
     async with running_queue(config, {"ocr": noop}) as queue:
-        assert queue.waker is None
+        assert supervisor_of(queue).waker is None
         for name in ("first", "second"):
             job = await queue.enqueue("default", "ocr", {"name": name})
             await wait_for_state(queue, job.id, JobState.COMPLETED, timeout=5)
@@ -76,7 +77,7 @@ async def test_waker_reconnects_after_its_backend_is_terminated(
 ) -> None:
     config = make_config(poll_interval=SLOW_POLL, listen=True)
     async with running_queue(config, {"ocr": noop}) as queue:
-        waker = queue.waker
+        waker = supervisor_of(queue).waker
         assert waker is not None
         await asyncio.wait_for(waker.connected.wait(), 10)
         [old_pid] = await wait_until(lambda: waker_pids(db), message="the waker's backend")

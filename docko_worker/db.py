@@ -1,0 +1,59 @@
+"""The database boundary: what runs docko-worker's statements, and which of its errors pass.
+
+``Runner`` is anything that runs a statement: an asyncpg ``Pool`` or ``Connection`` (a pool lends
+one of its connections per call). ``Pool`` is what also lends a connection for longer.
+``is_transient`` tells an error of the connection or the server's state (worth trying the same
+statement again later) from an error of the statement's arguments (which will fail again).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import asyncpg
+from asyncpg import exceptions as pg
+
+
+class Runner(Protocol):
+    """Runs one statement: what asyncpg's ``Pool`` and ``Connection`` have in common."""
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]: ...
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None: ...
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0) -> Any: ...
+
+
+class Pool(Runner, Protocol):
+    """A ``Runner`` that also lends a connection for several statements."""
+
+    def acquire(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def close(self) -> None: ...
+
+    def terminate(self) -> None: ...
+
+
+# Errors of the connection or of the server's state, not of a statement's arguments.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    pg.PostgresConnectionError,  # class 08: the connection failed
+    pg.OperatorInterventionError,  # class 57: shutdown, cancelled, cannot connect now
+    pg.InsufficientResourcesError,  # class 53: disk full, out of memory, too many connections
+    pg.TransactionRollbackError,  # class 40: serialization failure, deadlock
+    pg.LockNotAvailableError,
+    pg.ReadOnlySQLTransactionError,  # a primary demoted under a pooled connection
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the same statement with the same arguments may well succeed later."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    # The client's own errors: a closed connection or one still busy; but an argument the driver
+    # could not encode is the statement's fault.
+    return isinstance(exc, pg.InterfaceError) and not isinstance(exc, ValueError)

@@ -1,0 +1,90 @@
+"""The ``Recorder``: where every job's outcome goes, from a worker, the watchdog or shutdown.
+
+It settles the job in ``HeldJobs`` (its worker slot is free again), counts the outcome, logs it with
+the job's id, type and attempt, and hands it to the completer to write. ``Counters`` are the
+process's public tally, read by ``Queue.counters`` and the demo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from .completer import Completer
+from .held import HeldJobs
+from .job import Job
+from .outcome import Outcome, OutcomeKind
+
+log = structlog.get_logger("docko_worker.worker")
+
+
+@dataclass(slots=True)
+class Counters:
+    """What this process has done since it started (outcomes as handed to the completer)."""
+
+    claimed: int = 0
+    completed: int = 0
+    retried: int = 0
+    failed: int = 0
+    released: int = 0
+
+
+class Recorder:
+    """Takes each job's ``Outcome``: settle, count, log, hand to the completer."""
+
+    def __init__(self, held: HeldJobs, completer: Completer, *, debug: bool = False) -> None:
+        self._held = held
+        self._completer = completer
+        # Per-job debug events cost even when filtered out; skip them unless asked for.
+        self._debug = debug
+        self.counters = Counters()
+
+    def claimed(self, jobs: list[Job]) -> None:
+        self.counters.claimed += len(jobs)
+        self._held.add(jobs)
+
+    def record(self, job: Job, outcome: Outcome, error: BaseException | None = None) -> None:
+        """``error``: the exception the handler raised, for the traceback in the log line."""
+        self._held.settle(job)
+        kind = outcome.kind
+        if kind is OutcomeKind.COMPLETED:
+            self.counters.completed += 1
+            self._completer.complete(job)
+            if self._debug:
+                log.debug(
+                    "job_completed", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
+                )
+        elif kind is OutcomeKind.RETRY:
+            self.counters.retried += 1
+            error_text = outcome.error or ""
+            self._completer.retry(job, outcome.retry_in, error_text)
+            log.warning(
+                "job_retry_scheduled",
+                job_id=str(job.id),
+                job_type=job.job_type,
+                attempt=job.attempt,
+                max_attempts=job.max_attempts,
+                retry_in=round(outcome.retry_in, 3),
+                error=error_text,
+                exc_info=error,
+            )
+        elif kind is OutcomeKind.FAILED or kind is OutcomeKind.CANCELLED:
+            # Until the database knows cancellation, a cancelled job is failed for good.
+            self.counters.failed += 1
+            error_text = outcome.error or ""
+            self._completer.fail(job, error_text)
+            log.error(
+                "job_failed",
+                job_id=str(job.id),
+                job_type=job.job_type,
+                attempt=job.attempt,
+                max_attempts=job.max_attempts,
+                permanent=outcome.permanent,
+                error=error_text,
+                exc_info=error,
+            )
+        else:
+            self.counters.released += 1
+            self._completer.release(job)
+            log.info("job_released", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt)
