@@ -38,12 +38,14 @@ class Waker:
         wake: Callable[[str], None],
         *,
         check_interval: float = 5.0,
+        base_backoff: float = 0.25,
         max_backoff: float = 2.0,
     ) -> None:
         self._config = config
         self._connect = connect
         self._wake = wake
         self._check_interval = check_interval
+        self._base_backoff = base_backoff
         self._max_backoff = max_backoff
         self._conn: Any = None
         self._lost = asyncio.Event()
@@ -60,6 +62,8 @@ class Waker:
         failures = 0
         try:
             while True:
+                # A "database is back" signal counts from the attempt it follows.
+                self._retry_now.clear()
                 try:
                     await self._listen()
                     failures = 0
@@ -74,7 +78,7 @@ class Waker:
                     was_connected = self.connected.is_set()
                     self.connected.clear()
                     await self._close()
-                    delay = reconnect_delay(failures, 0.25, self._max_backoff)
+                    delay = reconnect_delay(failures, self._base_backoff, self._max_backoff)
                     log.warning(
                         "listen_connection_lost" if was_connected else "listen_connect_failed",
                         error=describe_error(exc),
@@ -82,7 +86,6 @@ class Waker:
                         retry_in=round(delay, 2),
                         polling_every=self._config.poll_interval,
                     )
-                    self._retry_now.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
         finally:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import asyncpg
 
 from docko_worker import Config, Job, JobState, Queue
-from docko_worker.pool import APPLICATION_NAME
+from docko_worker.pool import APPLICATION_NAME, connect
+from docko_worker.waker import Waker
 from tests.integration.support import running_queue, supervisor_of, wait_for_state, wait_until
 
 # Idle daemons poll this rarely, so a job that starts promptly was woken by its NOTIFY.
@@ -92,3 +93,32 @@ async def test_waker_reconnects_after_its_backend_is_terminated(
         assert len(new_pids) == 1
         await runs_promptly(queue, "after-reconnect-1")
         await runs_promptly(queue, "after-reconnect-2")
+
+
+async def test_waker_reconnects_at_once_when_told_the_database_is_back(
+    make_config: Callable[..., Config],
+) -> None:
+    """Before: its backoff had grown to many seconds by the time the server answered again, and
+    jobs waited for the poll meanwhile."""
+    config = make_config(listen=True)
+    refusals = 1
+
+    async def flaky_connect() -> asyncpg.Connection:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise ConnectionRefusedError(111, "the database is restarting")
+        return await connect(config)
+
+    waker = Waker(
+        config, flaky_connect, lambda _queue: None, base_backoff=600.0, max_backoff=3600.0
+    )
+    task = asyncio.create_task(waker.run())
+    try:
+        await wait_until(lambda: refusals == 0, message="a refused connection")
+        # That failure's backoff is ten minutes; the daemon's pool reaching the database cuts it.
+        waker.retry_now()
+        await asyncio.wait_for(waker.connected.wait(), 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
