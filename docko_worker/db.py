@@ -54,6 +54,13 @@ def is_transient(exc: BaseException) -> bool:
     """Whether the same statement with the same arguments may well succeed later."""
     if isinstance(exc, TRANSIENT_ERRORS):
         return True
-    # The client's own errors: a closed connection or one still busy; but an argument the driver
-    # could not encode is the statement's fault.
+    # The driver's own state errors. When the server ends an idle connection
+    # (pg_terminate_backend, a restart), asyncpg reads the server's FATAL error before it sees
+    # the socket close, and a pool may lend the connection in between: the next statement on it
+    # fails with "cannot switch to state ...; another operation is in progress"
+    # (InternalClientError). Moments later asyncpg sees the close and the pool replaces the
+    # connection, so the same statement succeeds on another. But an argument the driver could
+    # not encode (a DataError, also a ValueError) is the statement's own fault.
+    if isinstance(exc, pg.InternalClientError):
+        return True
     return isinstance(exc, pg.InterfaceError) and not isinstance(exc, ValueError)

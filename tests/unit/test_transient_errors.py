@@ -22,6 +22,7 @@ from docko_worker.db import is_transient
         pg.TooManyConnectionsError("too many"),
         pg.ReadOnlySQLTransactionError("cannot execute UPDATE in a read-only transaction"),
         asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        pg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
     ],
     ids=lambda e: type(e).__name__,
 )
