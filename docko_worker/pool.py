@@ -12,7 +12,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from .config import Config, redact_dsn
+from .config import Config
+from .dsn import describe_error, redact_dsn
 from .retry import reconnect_delay
 from .statements import SQL
 
@@ -109,7 +110,7 @@ async def wait_for_pool(
                 dsn=redact_dsn(config.database_url),
                 attempt=attempt,
                 retry_in=round(delay, 2),
-                error=f"{type(exc).__name__}: {exc}",
+                error=describe_error(exc, config.database_url),
             )
             if stop is None:
                 await asyncio.sleep(delay)
