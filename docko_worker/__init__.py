@@ -13,6 +13,7 @@ from .errors import (
     RegistryError,
 )
 from .job import Job, JobState
+from .logs import configure_logging
 from .queue import Queue
 from .registry import ENTRY_POINT_GROUP, HandlerRegistry, handler_options
 from .retry import next_retry_delay
@@ -30,6 +31,7 @@ __all__ = [
     "PermanentError",
     "Queue",
     "RegistryError",
+    "configure_logging",
     "handler_options",
     "load_config",
     "next_retry_delay",
