@@ -3,6 +3,8 @@
 The public surface is the names in ``__all__``; every other module is an implementation detail.
 """
 
+import importlib.metadata
+
 from .config import Config, load_config
 from .errors import (
     ConfigError,
@@ -37,4 +39,8 @@ __all__ = [
     "next_retry_delay",
 ]
 
-__version__ = "0.1.0"
+# The version's one home is pyproject.toml; the installed distribution's metadata carries it.
+try:
+    __version__ = importlib.metadata.version("docko-worker")
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
