@@ -3,6 +3,8 @@
 The public surface is the names in ``__all__``; every other module is an implementation detail.
 """
 
+import importlib.metadata
+
 from .config import Config, load_config
 from .errors import (
     ConfigError,
@@ -13,6 +15,7 @@ from .errors import (
     RegistryError,
 )
 from .job import Job, JobState
+from .logs import configure_logging
 from .queue import Queue
 from .registry import ENTRY_POINT_GROUP, HandlerRegistry, handler_options
 from .retry import next_retry_delay
@@ -30,9 +33,14 @@ __all__ = [
     "PermanentError",
     "Queue",
     "RegistryError",
+    "configure_logging",
     "handler_options",
     "load_config",
     "next_retry_delay",
 ]
 
-__version__ = "0.1.0"
+# The version's one home is pyproject.toml; the installed distribution's metadata carries it.
+try:
+    __version__ = importlib.metadata.version("docko-worker")
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 import asyncpg
 import structlog
 
-from .config import Config, load_config, redact_dsn, unknown_env_vars
+from . import __version__
+from .config import Config, load_config, settings_reference, unknown_env_vars
 from .daemon import remember_early_signals, run_async, run_daemon
+from .dsn import describe_connection_error, hide_secrets, redact_dsn
 from .errors import DockoError
 from .logs import configure_logging
 from .migrations import migrate, pending_migrations
@@ -33,26 +36,22 @@ PROG = "docko-worker"
 
 log = structlog.get_logger("docko_worker.cli")
 
-ENVIRONMENT_HELP = """\
-configuration (environment variables; durations in seconds):
-  DOCKO_DATABASE_URL      PostgreSQL DSN (falls back to DATABASE_URL)
-  DOCKO_QUEUES            comma-separated queues to serve (default: default)
-  DOCKO_WORKER_COUNT      concurrent jobs (default: 4)
-  DOCKO_POLL_INTERVAL     idle poll interval (default: 1)
-  DOCKO_VISIBILITY_TIMEOUT  lease; a dead worker's job is reclaimed after it (default: 300)
-  DOCKO_MAX_ATTEMPTS      default attempts per job (default: 5)
-  DOCKO_BASE_RETRY_DELAY / DOCKO_MAX_RETRY_DELAY  backoff base and cap (default: 1 / 3600)
-  DOCKO_JOB_TIMEOUT       per-job time limit (default: none)
-  DOCKO_SHUTDOWN_TIMEOUT  grace for running jobs on SIGTERM (default: 30)
-  DOCKO_LISTEN            false: poll only, no LISTEN (e.g. behind PgBouncer) (default: true)
-  DOCKO_STATEMENT_CACHE_SIZE  0 behind PgBouncer in transaction mode (default: 100)
-  DOCKO_AUTO_MIGRATE      migrate when `run` starts (default: true)
-  DOCKO_COMPLETED_RETENTION / DOCKO_FAILED_RETENTION  keep finished jobs (default: 86400 / 604800)
-  DOCKO_HEALTH_FILE       file touched while healthy, read by `healthcheck`
-  DOCKO_LOG_LEVEL         debug | info | warning | error (default: info)
-  DOCKO_LOG_FORMAT        json | console (default: console on a TTY, json otherwise)
-The README lists every setting.
-"""
+
+def environment_help(width: int = 79) -> str:
+    """Every setting of ``Config``, its default and range: the epilog of each ``--help``."""
+    lines = ["configuration (environment variables; durations in seconds):"]
+    for setting in settings_reference():
+        lines.append(f"  {setting.variable}  default: {setting.default}")
+        # A parenthesis ("(7 days)") is kept on one line: its spaces do not break until wrapped.
+        shown = re.sub(r"\([^)]*\)", lambda m: m.group().replace(" ", "\xa0"), setting.range)
+        text = setting.description + (f" Range: {shown}." if shown else "")
+        wrapped = textwrap.wrap(text, width, initial_indent=" " * 6, subsequent_indent=" " * 6)
+        lines += [line.replace("\xa0", " ") for line in wrapped]
+    lines.append("An unknown DOCKO_* variable is warned about; a value out of range exits 2.")
+    return "\n".join(lines) + "\n"
+
+
+ENVIRONMENT_HELP = environment_help()
 
 
 class UsageError(DockoError):
@@ -71,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -127,16 +127,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         handler = _COMMANDS[args.command]
         return handler(args)
-    except (DockoError, asyncpg.PostgresError) as exc:
+    except (DockoError, asyncpg.PostgresError, asyncpg.ClientConfigurationError) as exc:
         _print_error(exc)
         return EXIT_USAGE
     except CONNECT_ERRORS as exc:
         # Only one-shot commands get here: `run` waits for the database instead.
-        dsn = redact_dsn(os.environ.get("DOCKO_DATABASE_URL") or os.environ.get("DATABASE_URL"))
-        print(
-            f"{PROG}: error: database unavailable at {dsn}: {type(exc).__name__}: {exc}",
-            file=sys.stderr,
-        )
+        dsn = _configured_dsn()
+        reason = describe_connection_error(exc, dsn)
+        where = redact_dsn(dsn)
+        print(f"{PROG}: error: database unavailable at {where}: {reason}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
@@ -146,7 +145,17 @@ def _print_error(exc: BaseException) -> None:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, asyncpg.PostgresError):
         message = f"database refused: {type(exc).__name__}: {message}"
+    elif isinstance(exc, asyncpg.ClientConfigurationError):
+        message = f"invalid database configuration: {hide_secrets(message, _configured_dsn())}"
     print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _configured_dsn() -> str | None:
+    """The DSN the command ran with (its configuration loaded once already)."""
+    try:
+        return load_config().database_url
+    except DockoError:
+        return None
 
 
 def _configured() -> Config:
@@ -154,6 +163,10 @@ def _configured() -> Config:
     configure_logging(config.log_level, config.log_format)
     for name in unknown_env_vars():
         log.warning("unknown_setting_ignored", variable=name)
+    if config.duplicate_queues:
+        log.warning(
+            "duplicate_queues_ignored", duplicates=config.duplicate_queues, queues=config.queues
+        )
     return config
 
 

@@ -1,29 +1,69 @@
-"""The ``Config`` settings model: the only home of docko-worker's defaults.
+"""The ``Config`` settings model: the only home of docko-worker's defaults and ranges.
 
 Every setting is read from a ``DOCKO_*`` environment variable (``DOCKO_DATABASE_URL`` falls back to
-``DATABASE_URL``). Durations are seconds; floats are allowed. ``load_config`` turns a validation
-failure into a ``ConfigError`` whose message names the offending variable, so the CLI can print one
-line and exit 2.
+``DATABASE_URL``). Durations are seconds, floats allowed; every number has a range, and ``inf`` or
+``nan`` is never in it. ``settings_reference`` lists each setting with its default and range, read
+from the fields (``settings_doc.py`` words them; the CLI's ``--help`` prints them). ``load_config``
+turns a validation failure into a ``ConfigError`` whose message names the variable actually set,
+so the CLI can print one line and exit 2. The DSN's password shows nowhere: not in the repr, nor
+in an error (see ``dsn.py``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .dsn import check_dsn
+from .dsn import redact_dsn as redact_dsn
 from .errors import ConfigError
+from .settings_doc import DAY, HOUR, YEAR, Setting, default_text, field_extra, range_text
 
 ENV_PREFIX = "DOCKO_"
+DATABASE_URL_VARIABLES = ("DOCKO_DATABASE_URL", "DATABASE_URL")
 
-PositiveSeconds = Annotated[float, Field(gt=0)]
+
+def _seconds(
+    default: float | None,
+    description: str,
+    *,
+    high: float | None,
+    low: float = 0,
+    low_included: bool = False,
+    default_text: str | None = None,
+    note: str | None = None,
+) -> Any:
+    """A duration: finite seconds above ``low`` (or from it, ``low_included``) up to ``high``.
+
+    ``note`` states a rule between settings, which the model's validators check.
+    """
+    return Field(
+        default,
+        description=description,
+        json_schema_extra=field_extra(unit="seconds", default_text=default_text, note=note),
+        ge=low if low_included else None,
+        gt=None if low_included else low,
+        le=high,
+        allow_inf_nan=False,
+    )
 
 
 class Config(BaseSettings):
-    """docko-worker configuration, read from ``DOCKO_*`` environment variables."""
+    """docko-worker configuration, read from ``DOCKO_*`` environment variables.
+
+    Its repr and str show the DSN with the password hidden; ``model_dump`` returns the values
+    themselves (the DSN included), for code that builds another configuration from them.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -31,62 +71,87 @@ class Config(BaseSettings):
         extra="ignore",
         validate_default=True,
         populate_by_name=True,
+        # A validation error's text would otherwise quote the value: the DSN with its password.
+        hide_input_in_errors=True,
     )
 
     database_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("DOCKO_DATABASE_URL", "DATABASE_URL", "database_url"),
-        description="PostgreSQL DSN, e.g. postgresql://user:password@host:5432/dbname.",
+        validation_alias=AliasChoices(*DATABASE_URL_VARIABLES, "database_url"),
+        description="PostgreSQL DSN, a URL: postgresql://user:password@host:5432/dbname "
+        "(falls back to DATABASE_URL).",
     )
     queues: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["default"],
-        description="Comma-separated queue names this daemon serves.",
+        description="Comma-separated queue names this daemon serves; a repeated name is "
+        "ignored, with a warning.",
     )
     worker_count: int = Field(default=4, ge=1, le=100_000, description="Concurrent jobs.")
-    poll_interval: PositiveSeconds = Field(
-        default=1.0,
-        description="Seconds between polls when idle and nothing wakes the daemon sooner (a "
-        "notification, the end of a retry's backoff).",
+    poll_interval: float = _seconds(
+        1.0,
+        "Seconds between polls when idle and nothing wakes the daemon sooner (a notification, "
+        "the end of a retry's backoff).",
+        high=HOUR,
     )
-    visibility_timeout: PositiveSeconds = Field(
-        default=300.0,
-        description="Lease length: a job is reclaimed this long after its worker dies.",
+    visibility_timeout: float = _seconds(
+        300.0,
+        "Lease length: a job is reclaimed this long after its worker dies.",
+        high=7 * DAY,
+        low=1,
+        low_included=True,
     )
-    heartbeat_interval: PositiveSeconds | None = Field(
-        default=None,
-        description="Seconds between lease extensions; default a third of visibility_timeout.",
+    heartbeat_interval: float | None = _seconds(
+        None,
+        "Seconds between lease extensions.",
+        high=None,
+        default_text="a third of DOCKO_VISIBILITY_TIMEOUT",
+        note="below DOCKO_VISIBILITY_TIMEOUT",
     )
-    base_retry_delay: PositiveSeconds = Field(default=1.0, description="Backoff base.")
-    max_retry_delay: PositiveSeconds = Field(default=3600.0, description="Backoff cap.")
-    max_attempts: int = Field(default=5, ge=1, description="Default attempts per job.")
-    job_timeout: PositiveSeconds | None = Field(
-        default=None,
-        description="Seconds a handler may run before it is cancelled (none: no limit).",
+    base_retry_delay: float = _seconds(1.0, "Backoff base.", high=30 * DAY)
+    max_retry_delay: float = _seconds(
+        3600.0, "Backoff cap.", high=30 * DAY, note="not below DOCKO_BASE_RETRY_DELAY"
     )
-    shutdown_timeout: Annotated[float, Field(ge=0)] = Field(
-        default=30.0, description="Seconds running jobs get to finish after SIGTERM."
+    max_attempts: int = Field(
+        default=5, ge=1, le=1_000_000, description="Default attempts per job."
     )
-    rescue_interval: PositiveSeconds = Field(
-        default=5.0, description="Seconds between sweeps for jobs whose lease expired."
+    job_timeout: float | None = _seconds(
+        None,
+        "Seconds a handler may run before it is cancelled.",
+        high=7 * DAY,
+        default_text="none (no limit)",
     )
-    completed_retention: Annotated[float, Field(ge=0)] = Field(
-        default=86_400.0,
-        description="Seconds completed jobs are kept for inspection; 0 deletes them on completion.",
+    shutdown_timeout: float = _seconds(
+        30.0, "Seconds running jobs get to finish after SIGTERM.", high=DAY, low_included=True
     )
-    failed_retention: Annotated[float, Field(ge=0)] = Field(
-        default=7 * 86_400.0, description="Seconds failed jobs are kept for inspection."
+    rescue_interval: float = _seconds(
+        5.0, "Seconds between sweeps for jobs whose lease expired.", high=HOUR
     )
-    prune_interval: PositiveSeconds = Field(
-        default=60.0, description="Seconds between deletions of finished jobs past retention."
+    completed_retention: float = _seconds(
+        86_400.0,
+        "Seconds completed jobs are kept for inspection; 0 deletes them on completion.",
+        high=10 * YEAR,
+        low_included=True,
+    )
+    failed_retention: float = _seconds(
+        7 * 86_400.0,
+        "Seconds failed and cancelled jobs are kept for inspection.",
+        high=10 * YEAR,
+        low_included=True,
+    )
+    prune_interval: float = _seconds(
+        60.0, "Seconds between deletions of finished jobs past retention.", high=DAY
     )
     claim_batch_size: int = Field(
-        default=1000, ge=1, description="Most jobs one claim statement takes."
+        default=1000, ge=1, le=100_000, description="Most jobs one claim statement takes."
     )
     completion_batch_size: int = Field(
-        default=1000, ge=1, description="Most outcomes one completion statement writes."
+        default=1000, ge=1, le=100_000, description="Most outcomes one completion statement writes."
     )
-    completion_flush_interval: Annotated[float, Field(ge=0)] = Field(
-        default=0.005, description="Seconds an outcome may wait to be written with others."
+    completion_flush_interval: float = _seconds(
+        0.005,
+        "Seconds an outcome may wait to be written with others.",
+        high=1,
+        low_included=True,
     )
     listen: bool = Field(
         default=True,
@@ -95,20 +160,28 @@ class Config(BaseSettings):
     statement_cache_size: int = Field(
         default=100, ge=0, description="asyncpg prepared-statement cache (0 behind PgBouncer)."
     )
-    pool_size: int = Field(default=10, ge=2, description="Connections in the daemon's pool.")
+    pool_size: int = Field(
+        default=10, ge=2, le=1000, description="Connections in the daemon's pool."
+    )
     auto_migrate: bool = Field(default=True, description="Apply migrations when `run` starts.")
     health_file: str | None = Field(
         default=None, description="File the daemon touches while healthy (for `healthcheck`)."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
-    log_format: Literal["json", "console"] | None = Field(
-        default=None, description="json or console; default console on a TTY, JSON otherwise."
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least severity logged."
     )
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        description="How log lines are written (to stderr).",
+        json_schema_extra=field_extra(default_text="console on a TTY, else json"),
+    )
+
+    _duplicate_queues: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("database_url")
     @classmethod
     def _valid_dsn(cls, value: str | None) -> str | None:
-        return None if value is None else check_dsn(value)
+        return None if value is None else check_dsn(value.strip())
 
     @field_validator("queues", mode="before")
     @classmethod
@@ -132,13 +205,28 @@ class Config(BaseSettings):
     @model_validator(mode="after")
     def _check_delays(self) -> Config:
         if self.max_retry_delay < self.base_retry_delay:
-            raise ValueError("DOCKO_MAX_RETRY_DELAY must not be below DOCKO_BASE_RETRY_DELAY")
+            raise ValueError("DOCKO_MAX_RETRY_DELAY: must not be below DOCKO_BASE_RETRY_DELAY")
         if (
             self.heartbeat_interval is not None
             and self.heartbeat_interval >= self.visibility_timeout
         ):
-            raise ValueError("DOCKO_HEARTBEAT_INTERVAL must be below DOCKO_VISIBILITY_TIMEOUT")
+            raise ValueError("DOCKO_HEARTBEAT_INTERVAL: must be below DOCKO_VISIBILITY_TIMEOUT")
         return self
+
+    @model_validator(mode="after")
+    def _drop_duplicate_queues(self) -> Config:
+        """Serve each queue once: a repeated name would make every claim lock rows twice."""
+        unique = list(dict.fromkeys(self.queues))
+        if len(unique) < len(self.queues):
+            repeated = [name for i, name in enumerate(self.queues) if name in self.queues[:i]]
+            self._duplicate_queues = list(dict.fromkeys(repeated))
+            self.queues = unique
+        return self
+
+    @property
+    def duplicate_queues(self) -> list[str]:
+        """Queue names given more than once (``queues`` holds each once): worth a warning."""
+        return list(self._duplicate_queues)
 
     @property
     def effective_heartbeat_interval(self) -> float:
@@ -151,10 +239,31 @@ class Config(BaseSettings):
             )
         return self.database_url
 
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redact_dsn(value) if name == "database_url" and value else value
+
 
 def env_name(field: str) -> str:
     """The environment variable that sets ``field``."""
     return ENV_PREFIX + field.upper()
+
+
+def _environ_get(name: str) -> str | None:
+    """An environment variable, found whatever its case (as the settings are read)."""
+    for key, value in os.environ.items():
+        if key.upper() == name:
+            return value
+    return None
+
+
+def source_variable(field: str) -> str:
+    """The variable ``field`` was read from: for the DSN, whichever of its two names is set."""
+    if field == "database_url":
+        for name in DATABASE_URL_VARIABLES:
+            if _environ_get(name) is not None:
+                return name
+    return env_name(field)
 
 
 def load_config(**overrides: object) -> Config:
@@ -165,17 +274,39 @@ def load_config(**overrides: object) -> Config:
         raise ConfigError(describe_validation_error(exc)) from None
 
 
+_OUT_OF_RANGE = {
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "finite_number",
+}
+
+
+def _field_of(loc: str) -> str | None:
+    """The field an error location names (a field name, or an alias such as DATABASE_URL)."""
+    if loc in Config.model_fields:
+        return loc
+    for name, info in Config.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and loc in alias.choices:
+            return name
+    return None
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = first.get("loc", ())
-    field = str(loc[0]) if loc else ""
+    field = _field_of(str(loc[0])) if loc else None
     message = str(first.get("msg", "invalid value"))
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    if not field:
+    if field is None:
         return f"invalid configuration: {message}"
-    name = env_name(field)
-    raw = os.environ.get(name)
+    if first.get("type") in _OUT_OF_RANGE:
+        message = f"must be {range_text(Config.model_fields[field])}"
+    name = source_variable(field)
+    raw = _environ_get(name)
     shown = f" (got {raw!r})" if raw is not None and field != "database_url" else ""
     return f"invalid configuration: {name}: {message}{shown}"
 
@@ -189,49 +320,9 @@ def unknown_env_vars(environ: dict[str, str] | None = None) -> list[str]:
     )
 
 
-def _bad_ports(hostports: str) -> bool:
-    """Whether a URL's host list (``h1:5432,[::1]:5433``) has a port that is not a number."""
-    for hostport in hostports.split(","):
-        port = hostport.rpartition("]")[2] if hostport.startswith("[") else hostport
-        if ":" in port and not port.split(":", 1)[1].isdigit():
-            return True
-    return False
-
-
-def check_dsn(dsn: str) -> str:
-    """Refuse a DSN asyncpg would choke on, without repeating it (it may hold a password)."""
-    if "://" not in dsn:
-        return dsn  # a libpq keyword string ("host=... dbname=..."), left to asyncpg
-    scheme = dsn.split("://", 1)[0].lower()
-    if scheme not in ("postgres", "postgresql"):
-        raise ValueError(f"must be a postgresql:// URL, not {scheme}://")
-    netloc = urlsplit(dsn).netloc
-    if _bad_ports(netloc.rpartition("@")[2]):
-        raise ValueError(
-            "the port is not a number (a password without its user, or a host without '@'?)"
-        )
-    return dsn
-
-
-def redact_dsn(dsn: str | None) -> str:
-    """The DSN with its password replaced, safe to log."""
-    if not dsn:
-        return ""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "<unparseable dsn>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
-    elif _bad_ports(netloc):
-        # "user:password/db" with the host forgotten: what follows the colon may be a secret.
-        netloc = netloc.split(":", 1)[0] + ":***"
-    query = parts.query
-    if "password=" in query:
-        query = "&".join(
-            "password=***" if item.startswith("password=") else item for item in query.split("&")
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+def settings_reference() -> list[Setting]:
+    """Every setting of ``Config``, in its order: variable, default, range and meaning."""
+    return [
+        Setting(env_name(name), default_text(info), range_text(info), info.description or "")
+        for name, info in Config.model_fields.items()
+    ]

@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from .config import Config, redact_dsn
-from .errors import describe_error
+from .config import Config
+from .dsn import describe_connection_error, redact_dsn
 from .retry import reconnect_delay
 from .statements import SQL
 
@@ -106,6 +106,8 @@ async def wait_for_pool(
     while True:
         try:
             return await create_pool(config, generic_plans=generic_plans)
+        except asyncpg.ClientConfigurationError:
+            raise  # a setting asyncpg refuses (target_session_attrs, say): no wait mends it
         except CONNECT_ERRORS as exc:
             attempt += 1
             delay = reconnect_delay(attempt, 0.5, max_delay)
@@ -119,7 +121,7 @@ async def wait_for_pool(
                 dsn=redact_dsn(config.database_url),
                 attempt=attempt,
                 retry_in=round(delay, 2),
-                error=describe_error(exc),
+                error=describe_connection_error(exc, config.database_url),
             )
             if stop is None:
                 await asyncio.sleep(delay)

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from .config import Config, redact_dsn
-from .errors import describe_error
+from .dsn import describe_connection_error
 from .retry import reconnect_delay
 from .statements import SQL
 from .store import NOTIFY_CHANNEL
@@ -81,7 +81,7 @@ class Waker:
                     delay = reconnect_delay(failures, self._base_backoff, self._max_backoff)
                     log.warning(
                         "listen_connection_lost" if was_connected else "listen_connect_failed",
-                        error=describe_error(exc),
+                        error=describe_connection_error(exc, self._config.database_url),
                         dsn=redact_dsn(self._config.database_url),
                         retry_in=round(delay, 2),
                         polling_every=self._config.poll_interval,

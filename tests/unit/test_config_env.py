@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import pytest
+from pydantic import ValidationError
+from settings_support import clear_settings
 
 from docko_worker import Config, ConfigError, load_config
 from docko_worker.config import redact_dsn, unknown_env_vars
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts from an environment with no docko settings in it."""
-    for key in list(os.environ):
-        if key.upper().startswith("DOCKO_") or key.upper() == "DATABASE_URL":
-            monkeypatch.delenv(key)
-    yield
+    clear_settings(monkeypatch)
 
 
 def test_defaults() -> None:
@@ -195,3 +191,169 @@ def test_redact_dsn_keeps_an_ipv6_host_readable() -> None:
     redacted = redact_dsn("postgresql://alice:s3cret@[::1]:5432/documents")
     assert "s3cret" not in redacted
     assert redacted == "postgresql://alice:***@[::1]:5432/documents"
+
+
+# The variable named by an error is the one actually set (issue 11).
+
+
+def test_a_bad_dsn_names_docko_database_url_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKO_DATABASE_URL", "postgresql://postgres@127.0.0.1:abc/db")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert str(caught.value).startswith("invalid configuration: DOCKO_DATABASE_URL: ")
+
+
+def test_a_bad_dsn_in_database_url_names_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql://x@h/db")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert str(caught.value).startswith("invalid configuration: DATABASE_URL: "), caught.value
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "127.0.0.1:5432/db",
+        "host=db password=Secr3t-pw dbname=app",
+        "host=db:5432 password=Secr3t-pw",
+        "dbname=app",
+    ],
+)
+def test_a_dsn_that_is_not_a_url_is_refused_without_echo(
+    monkeypatch: pytest.MonkeyPatch, dsn: str
+) -> None:
+    monkeypatch.setenv("DOCKO_DATABASE_URL", dsn)
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    message = str(caught.value)
+    assert message.startswith("invalid configuration: DOCKO_DATABASE_URL: "), message
+    assert "postgresql://" in message
+    assert dsn not in message
+    assert "Secr3t" not in message and "127.0.0.1" not in message
+
+
+# The password shows in no repr, str or validation error (issue 18, item 8).
+
+SECRET_DSN = "postgresql://alice:Secr3t-pw@db.example.com/documents"
+
+
+def test_config_repr_and_str_hide_the_password() -> None:
+    config = load_config(database_url=SECRET_DSN)
+    for text in (repr(config), str(config), f"{config!r}", f"{config}"):
+        assert "Secr3t" not in text
+        assert "alice:***@db.example.com/documents" in text
+    assert config.database_url == SECRET_DSN  # the value itself is intact
+
+
+def test_a_validation_error_does_not_quote_the_dsn() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Config(database_url="postgresql://alice:Secr3t-pw@db:abc/documents")
+    assert "Secr3t" not in str(caught.value)
+    assert "Secr3t" not in repr(caught.value)
+
+
+# Every duration and count has a range; inf and nan are never in it (issue 18, item 9).
+
+FLOAT_SETTINGS = [
+    name for name, info in Config.model_fields.items() if "float" in str(info.annotation)
+]
+
+
+def test_every_number_has_an_upper_bound_except_the_statement_cache() -> None:
+    from annotated_types import Le
+
+    unbounded = [
+        name
+        for name, info in Config.model_fields.items()
+        if ("float" in str(info.annotation) or info.annotation is int)
+        and not any(isinstance(item, Le) for item in info.metadata)
+    ]
+    assert unbounded == ["heartbeat_interval", "statement_cache_size"]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", "1e308"])
+@pytest.mark.parametrize("field", FLOAT_SETTINGS)
+def test_durations_refuse_inf_nan_and_huge(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: str
+) -> None:
+    variable = f"DOCKO_{field.upper()}"
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert f"{variable}: " in str(caught.value), caught.value
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("DOCKO_VISIBILITY_TIMEOUT", "1e12", "1 to 604800 (7 days)"),
+        ("DOCKO_VISIBILITY_TIMEOUT", "0.5", "1 to 604800 (7 days)"),
+        ("DOCKO_POLL_INTERVAL", "3601", "over 0, up to 3600 (1 hour)"),
+        ("DOCKO_RESCUE_INTERVAL", "86400", "over 0, up to 3600 (1 hour)"),
+        ("DOCKO_COMPLETION_FLUSH_INTERVAL", "2", "0 to 1"),
+        (
+            "DOCKO_MAX_RETRY_DELAY",
+            "31536000",
+            "over 0, up to 2592000 (30 days), not below DOCKO_BASE_RETRY_DELAY",
+        ),
+        ("DOCKO_COMPLETED_RETENTION", "1e10", "0 to 315360000 (10 years)"),
+        ("DOCKO_SHUTDOWN_TIMEOUT", "90000", "0 to 86400 (1 day)"),
+        ("DOCKO_JOB_TIMEOUT", "1e9", "over 0, up to 604800 (7 days)"),
+        ("DOCKO_POOL_SIZE", "5000", "2 to 1000"),
+        ("DOCKO_CLAIM_BATCH_SIZE", "1000000", "1 to 100000"),
+        ("DOCKO_MAX_ATTEMPTS", "3000000000", "1 to 1000000"),
+    ],
+)
+def test_a_value_out_of_range_is_one_line_with_the_range(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, allowed: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert str(caught.value) == (
+        f"invalid configuration: {variable}: must be {allowed} (got {value!r})"
+    )
+
+
+def test_the_largest_values_in_range_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(
+        visibility_timeout=7 * 86_400,
+        poll_interval=3600,
+        completion_flush_interval=1,
+        max_retry_delay=30 * 86_400,
+        failed_retention=10 * 365 * 86_400,
+        shutdown_timeout=86_400,
+    )
+    assert config.visibility_timeout == 604_800.0
+
+
+def test_heartbeat_nan_is_refused() -> None:
+    with pytest.raises(ConfigError, match="DOCKO_HEARTBEAT_INTERVAL"):
+        load_config(heartbeat_interval=float("nan"))
+
+
+# A repeated queue is served once, and the repetition is kept for a warning (issue 18, item 11).
+
+
+@pytest.mark.parametrize(
+    ("value", "queues", "repeated"),
+    [
+        ("default, default", ["default"], ["default"]),
+        ("a,b,a", ["a", "b"], ["a"]),
+        ("b,a,b,a,b,c", ["b", "a", "c"], ["b", "a"]),
+        ("a,b", ["a", "b"], []),
+    ],
+)
+def test_repeated_queues_are_served_once(
+    monkeypatch: pytest.MonkeyPatch, value: str, queues: list[str], repeated: list[str]
+) -> None:
+    monkeypatch.setenv("DOCKO_QUEUES", value)
+    config = load_config()
+    assert config.queues == queues
+    assert config.duplicate_queues == repeated
+
+
+def test_repeated_queues_from_python_are_served_once() -> None:
+    config = load_config(queues=["x", "y", "x"])
+    assert config.queues == ["x", "y"]
+    assert config.duplicate_queues == ["x"]
