@@ -175,6 +175,11 @@ class Config(BaseSettings):
         description="How log lines are written (to stderr).",
         json_schema_extra=field_extra(default_text="console on a TTY, else json"),
     )
+    log_completed: bool = Field(
+        default=False,
+        description="Log each completed job at info (job_completed, with its duration); off by "
+        "default, as a line per job costs throughput.",
+    )
 
     _duplicate_queues: list[str] = PrivateAttr(default_factory=list)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ class Execution:
         "error",
         "interruption",
         "job",
+        "started",
         "task",
         "watchdog",
     )
@@ -56,6 +58,7 @@ class Execution:
     def __init__(self, job: Job, task: asyncio.Task[None]) -> None:
         self.job = job
         self.task = task
+        self.started = time.monotonic()
         self.interruption: Interruption | None = None
         self.cancel_reason: str | None = None
         # Task.cancel() calls made for a cancel request, undone once the run is over.

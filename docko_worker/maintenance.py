@@ -1,4 +1,5 @@
-"""Maintenance run by every daemon: reclaiming expired leases and pruning finished jobs.
+"""Maintenance run by every daemon: reclaiming expired leases, pruning finished jobs, and a watch
+for jobs of types the daemon has no handler for.
 
 Each service has a ``run_once`` that does one sweep and returns what it did (tests call it
 directly) and a ``run`` loop that sweeps at its interval with jitter, so a fleet started together
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -106,3 +108,52 @@ class Pruner:
 
     async def run(self) -> None:
         await _every(self.config.prune_interval, self.run_once, "pruner")
+
+
+# Seconds a due job of a type this daemon lacks waits before it is worth a warning.
+UNKNOWN_TYPE_WAIT = 60.0
+# Seconds between two warnings about the same queue and type.
+UNKNOWN_TYPE_WARN_EVERY = 3600.0
+UNKNOWN_TYPE_SAMPLE = 1000
+
+
+class UnknownTypeWatch:
+    """Warns, once an hour per queue and type, of due jobs no handler of this daemon can take.
+
+    A rolling deploy or a missing handler package leaves such jobs waiting: correct (another
+    daemon may know the type), but worth saying when they have waited a minute. It looks at the
+    first ``UNKNOWN_TYPE_SAMPLE`` due jobs of each queue in claim order, where such jobs gather.
+    """
+
+    def __init__(self, store: JobStore, queues: Sequence[str], job_types: Sequence[str]) -> None:
+        self.store = store
+        self.queues = list(queues)
+        self.job_types = list(job_types)
+        self._warned: dict[tuple[str, str], float] = {}
+
+    async def run_once(self) -> list[tuple[str, str]]:
+        """Look once; returns the (queue, job type) pairs warned about."""
+        rows = await self.store.waiting_unknown_types(
+            self.queues, self.job_types, UNKNOWN_TYPE_WAIT, UNKNOWN_TYPE_SAMPLE
+        )
+        now = time.monotonic()
+        warned = []
+        for queue_name, job_type, waiting, oldest in rows:
+            last = self._warned.get((queue_name, job_type))
+            if last is not None and now - last < UNKNOWN_TYPE_WARN_EVERY:
+                continue
+            self._warned[(queue_name, job_type)] = now
+            warned.append((queue_name, job_type))
+            log.warning(
+                "jobs_waiting_for_unknown_type",
+                queue=queue_name,
+                job_type=job_type,
+                waiting=waiting if waiting < UNKNOWN_TYPE_SAMPLE else f"{UNKNOWN_TYPE_SAMPLE}+",
+                oldest_wait=round(oldest),
+                handled_here=self.job_types,
+                note="no handler in this daemon; unless another daemon has one, they wait",
+            )
+        return warned
+
+    async def run(self) -> None:
+        await _every(UNKNOWN_TYPE_WAIT, self.run_once, "unknown_type_watch")

@@ -7,6 +7,8 @@ process's public tally, read by ``Queue.counters`` and the demo.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -33,27 +35,47 @@ class Counters:
 class Recorder:
     """Takes each job's ``Outcome``: settle, count, log, hand to the completer."""
 
-    def __init__(self, held: HeldJobs, completer: Completer, *, debug: bool = False) -> None:
+    def __init__(
+        self,
+        held: HeldJobs,
+        completer: Completer,
+        *,
+        debug: bool = False,
+        log_completed: bool = False,
+    ) -> None:
         self._held = held
         self._completer = completer
-        # Per-job debug events cost even when filtered out; skip them unless asked for.
-        self._debug = debug
+        # A line per completed job costs even when filtered out: only when asked for.
+        self._log_completed = log_completed or debug
+        self._completed_level = logging.INFO if log_completed else logging.DEBUG
         self.counters = Counters()
 
     def claimed(self, jobs: list[Job]) -> None:
         self.counters.claimed += len(jobs)
         self._held.add(jobs)
 
-    def record(self, job: Job, outcome: Outcome, error: BaseException | None = None) -> None:
-        """``error``: the exception the handler raised, for the traceback in the log line."""
+    def record(
+        self,
+        job: Job,
+        outcome: Outcome,
+        error: BaseException | None = None,
+        started: float | None = None,
+    ) -> None:
+        """``error``: the exception the handler raised, for the traceback in the log line;
+        ``started``: when its handler started (``time.monotonic()``), for the duration."""
         self._held.settle(job)
         kind = outcome.kind
         if kind is OutcomeKind.COMPLETED:
             self.counters.completed += 1
             self._completer.complete(job)
-            if self._debug:
-                log.debug(
-                    "job_completed", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
+            if self._log_completed:
+                log.log(
+                    self._completed_level,
+                    "job_completed",
+                    job_id=str(job.id),
+                    job_type=job.job_type,
+                    attempt=job.attempt,
+                    duration=None if started is None else round(time.monotonic() - started, 6),
                 )
         elif kind is OutcomeKind.RETRY:
             self.counters.retried += 1

@@ -191,6 +191,14 @@ class JobStore:
         status = await self.runner.execute(SQL.prune_finished_jobs, state, older_than, limit)
         return int(status.rsplit(" ", 1)[-1])
 
+    async def waiting_unknown_types(
+        self, queues: Sequence[str], job_types: Sequence[str], waited: float, sample: int
+    ) -> list[tuple[str, str, int, float]]:
+        """(queue, job type, jobs in the sample, oldest wait in seconds) of due jobs of other
+        types than ``job_types`` that waited ``waited`` seconds or more."""
+        rows = await self.runner.fetch(SQL.waiting_unknown_types, queues, job_types, waited, sample)
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
         rows = await self.runner.fetch(SQL.job_counts)
         return [(row[0], row[1], row[2], row[3]) for row in rows]

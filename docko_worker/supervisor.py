@@ -39,7 +39,7 @@ from .heartbeat import Heartbeat
 from .held import HeldJobs
 from .job import Job
 from .loop_monitor import LoopMonitor
-from .maintenance import Pruner, Rescuer
+from .maintenance import Pruner, Rescuer, UnknownTypeWatch
 from .outcome import RetryPolicy
 from .recorder import Counters, Recorder
 from .registry import HandlerRegistry
@@ -98,7 +98,12 @@ class Supervisor:
             delete_completed=config.completed_retention == 0,
             retries_due=retries_due,
         )
-        self._recorder = Recorder(held, self._completer, debug=config.log_level == "debug")
+        self._recorder = Recorder(
+            held,
+            self._completer,
+            debug=config.log_level == "debug",
+            log_completed=config.log_completed,
+        )
         self._fetcher = Fetcher(
             store,
             config,
@@ -151,6 +156,8 @@ class Supervisor:
         self._watch("docko-heartbeat", self._heartbeat.run)
         self._watch("docko-rescuer", Rescuer(self._store, config).run)
         self._watch("docko-pruner", Pruner(self._store, config).run)
+        watch = UnknownTypeWatch(self._store, self.queues, self._registry.job_types)
+        self._watch("docko-unknown-types", watch.run)
         if config.health_file:
             interval = min(5.0, config.poll_interval * 5)
             self._watch("docko-health", partial(keep_touching, config.health_file, interval))

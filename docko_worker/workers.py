@@ -100,7 +100,7 @@ class Workers:
             if outcome is None:
                 self._tasks.pop(index, None)
                 return  # abandoned: a new worker has taken this slot
-            recorder.record(job, outcome, execution.error)
+            recorder.record(job, outcome, execution.error, execution.started)
             # The error's traceback holds the executor's frame, which holds the execution: a
             # cycle that would keep the handler's frames, and what they held (a document's
             # bytes), alive until the cyclic garbage collector next ran.

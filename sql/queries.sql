@@ -230,3 +230,25 @@ DROP DATABASE IF EXISTS docko_demo
 
 -- name: create_demo_database
 CREATE DATABASE docko_demo
+
+-- name: waiting_unknown_types
+-- Due jobs of the served queues $1 whose type is none of $2 and which have waited at least $3
+-- seconds, counted by queue and type, among the first $4 due jobs of each queue in claim order:
+-- jobs no handler here takes gather at the head of that order, and the look stays a bounded
+-- walk of the claim index however long the backlog of other types.
+SELECT head.queue_name, head.job_type, count(*) AS waiting,
+       date_part('epoch', now() - min(head.run_at)) AS oldest_wait
+FROM unnest($1::text[]) AS served(queue_name)
+CROSS JOIN LATERAL (
+    SELECT jobs.queue_name, jobs.job_type, jobs.run_at
+    FROM docko_jobs AS jobs
+    WHERE jobs.state = 'available'
+      AND jobs.queue_name = served.queue_name
+      AND jobs.run_at <= now()
+    ORDER BY jobs.priority, jobs.run_at, jobs.id
+    LIMIT $4
+) AS head
+WHERE head.job_type <> ALL($2::text[])
+  AND head.run_at <= now() - make_interval(secs => $3::float8)
+GROUP BY head.queue_name, head.job_type
+ORDER BY head.queue_name, head.job_type
