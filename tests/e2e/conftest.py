@@ -19,6 +19,7 @@ from e2e_helpers import (
     PASSWORD,
     PASSWORD_ROLE,
     RUNS_TABLE,
+    Daemon,
     Daemons,
     Database,
     with_credentials,
@@ -62,7 +63,7 @@ def db(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def daemons(tmp_path: Path) -> Iterator[Daemons]:
     """Starts daemon subprocesses; kills any still running when the test ends."""
-    started = Daemons(tmp_path)
+    started = Daemons(tmp_path, Daemon)
     try:
         yield started
     finally:
