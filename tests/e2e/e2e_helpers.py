@@ -32,7 +32,17 @@ EXIT_TIMEOUT = 20.0
 
 QUEUE = "e2e"
 PASSWORD = "sekrit-pw"
+# The prefix of the session's password role (``password_role`` in conftest.py adds a suffix).
 PASSWORD_ROLE = "e2e_pw"
+# Everything that role is granted on a test's database: {db} and {role} are filled in.
+PASSWORD_ROLE_GRANTS = (
+    'GRANT CONNECT ON DATABASE "{db}" TO {role}',
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    "GRANT SELECT ON docko_schema_migrations TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON docko_jobs TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON e2e_runs TO {role}",
+    "GRANT USAGE ON SEQUENCE e2e_runs_run_id_seq TO {role}",
+)
 
 # Where the handlers of tests/e2e/handler_pkg record each execution.
 RUNS_TABLE = """
