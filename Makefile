@@ -1,15 +1,22 @@
 # The two commands of the README: `make demo` and `make test`. Each sets up its own virtual
-# environment (.venv) on first use.
+# environment (.venv) on first use, with the exact versions of constraints-dev.txt.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
+CONSTRAINTS = constraints-dev.txt
 
-.PHONY: demo test lint install clean
+# The test layers, fastest first: a broken unit fails in seconds, before the slower layers run.
+FAST_LAYERS = tests/unit tests/integration tests/e2e
+LAYERS = $(FAST_LAYERS) tests/chaos
+# Extra pytest arguments for every layer: make test PYTEST_ARGS="-x -q"
+PYTEST_ARGS ?=
 
-$(BIN)/.installed: pyproject.toml
+.PHONY: demo test test-fast lint install clean
+
+$(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,embedded,dev]'
+	$(BIN)/python -m pip install --quiet --constraint $(CONSTRAINTS) pip
+	$(BIN)/python -m pip install --quiet --constraint $(CONSTRAINTS) -e '.[test,embedded,dev]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -17,8 +24,17 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/docko-worker demo
 
+# One pytest run per layer, in order; the first layer that fails stops the run (and make fails).
 test: $(BIN)/.installed
-	$(BIN)/pytest
+	@for layer in $(LAYERS); do \
+		echo "=== $$layer"; \
+		$(BIN)/pytest $(PYTEST_ARGS) $$layer || exit 1; \
+	done; \
+	echo "=== all layers passed: $(LAYERS)"
+
+# Unit, integration and end-to-end: everything but the chaos layer (about a minute).
+test-fast: $(BIN)/.installed
+	@$(MAKE) --no-print-directory test LAYERS="$(FAST_LAYERS)"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check docko_worker tests benchmarks

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ import asyncpg
 import pytest
 
 from docko_worker import Config, Queue, load_config
+from docko_worker.embedded import start_embedded_postgres
 from docko_worker.migrations import migrate
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -102,7 +102,7 @@ async def _answers(dsn: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_dsn() -> Iterator[str]:
     """DSN of a database on the test server with rights to create databases."""
     configured = os.environ.get("DOCKO_TEST_DATABASE_URL")
     if configured:
@@ -111,14 +111,10 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if asyncio.run(_answers(LOCAL_SERVER)):
         yield LOCAL_SERVER
         return
-    with warnings.catch_warnings():
-        # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (root, CI); harmless here.
-        warnings.simplefilter("ignore")
-        import pgserver  # the 'test' extra; only needed when no server answers
-
-        server = pgserver.get_server(str(tmp_path_factory.mktemp("pgdata")), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
+    # The demo's embedded server (pgserver, in the 'test' extra): as root it runs as a system user
+    # that is removed again when it stops (docko_worker/embedded.py).
+    with start_embedded_postgres() as server:
+        yield server.dsn
 
 
 @pytest.fixture(scope="session")

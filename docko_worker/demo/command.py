@@ -87,8 +87,12 @@ def run_demo(*, jobs: int, workers: int | None, failure_rate: float) -> int:
                 f"embedded PostgreSQL ready in {server.started_in:.1f} s "
                 f"(data in {server.directory}, deleted at exit)"
             )
+            if server.system_user is not None:
+                display.say(server.system_user.describe())
             status = _demo_and_summary(args, base, server.dsn, display, embedded=True)
         display.say(f"embedded PostgreSQL stopped, {server.directory} deleted")
+        for item in server.left_behind:
+            display.say(f"left behind: {item}")
         return status
     except KeyboardInterrupt:
         display.end_progress()

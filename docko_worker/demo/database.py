@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.types import ServerVersion
 
 from ..config import Config, redact_dsn
 from ..errors import DockoError
@@ -28,6 +29,19 @@ def with_database(dsn: str, database: str) -> str:
         if item and item.split("=", 1)[0] not in ("dbname", "database")
     )
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, query, parts.fragment))
+
+
+def version_text(version: ServerVersion) -> str:
+    """asyncpg's ``ServerVersion`` as PostgreSQL writes it: ``15.20``, ``9.6.24``, ``17beta1``.
+
+    Since PostgreSQL 10 a version has two numbers, and asyncpg files the second under ``micro``
+    (15.20 is ``ServerVersion(major=15, minor=0, micro=20, ...)``).
+    """
+    if version.releaselevel != "final":
+        return f"{version.major}{version.releaselevel}{version.serial or ''}"
+    if version.major >= 10:
+        return f"{version.major}.{version.micro}"
+    return f"{version.major}.{version.minor}.{version.micro}"
 
 
 def _database_of(dsn: str) -> str:
@@ -65,4 +79,4 @@ async def recreate_demo_database(config: Config, server_dsn: str) -> tuple[str, 
         ) from None
     finally:
         await conn.close()
-    return with_database(server_dsn, DEMO_DATABASE), f"{version.major}.{version.minor}"
+    return with_database(server_dsn, DEMO_DATABASE), version_text(version)

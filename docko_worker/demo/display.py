@@ -1,9 +1,9 @@
-"""What the demo shows while it runs: status lines and the progress line.
+"""What the demo shows while it runs: status lines, the progress line, and how tables are laid out.
 
 This module owns the demo's output stream: ``Display`` writes status lines and progress, redrawn in
 place on a terminal and one line per second otherwise, and ``quiet_simulated_failures`` keeps log
 lines from garbling the progress line and drops the log events of the simulated failures (the
-summary counts them).
+summary counts them). ``table`` lays out rows under column headers, as the summary shows them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -108,3 +108,20 @@ def quiet_simulated_failures(
         return event_dict
 
     return processor
+
+
+def table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], *, right: Iterable[int] = ()
+) -> list[str]:
+    """``header`` and ``rows`` (as many cells each) in columns two spaces apart, header first; the
+    columns numbered in ``right`` are right-aligned (numbers)."""
+    lines = [list(header), *(list(row) for row in rows)]
+    aligned_right = set(right)
+    widths = [max(len(cells[i]) for cells in lines) for i in range(len(header))]
+    return [
+        "  ".join(
+            cell.rjust(widths[i]) if i in aligned_right else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ).rstrip()
+        for cells in lines
+    ]

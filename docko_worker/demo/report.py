@@ -2,7 +2,9 @@
 
 This module owns the measurements and their presentation: ``measure_latency`` sends jobs one by
 one to the idle daemon and times them to their handler's start, ``Outcome`` holds what the summary
-reports, ``pick_examples`` chooses the failed jobs it shows and ``format_summary`` renders it.
+reports, ``pick_examples`` chooses the failed jobs it shows and ``format_summary`` renders it, the
+jobs by type in a table with column headers, the latency probes (``latency_probe`` jobs) named in
+it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from uuid import UUID
 
 from ..job import Job
 from ..queue import Queue
+from .display import table
 from .workload import DOCUMENTS_QUEUE, JOB_TYPES, PROBE_JOB_TYPE, DocumentWorkload, GaveUp
 
 PROBE_JOBS = 20
@@ -76,22 +79,35 @@ def pick_examples(gave_up: Iterable[GaveUp], count: int = 3) -> list[GaveUp]:
     return chosen
 
 
+def job_table(outcome: Outcome) -> list[str]:
+    """The jobs by type under column headers, and the latency probes after them."""
+    header = ["job type", "jobs", "completed", "failed", "unfinished", "queue", "attempts"]
+    rows = []
+    for job_type, states in outcome.by_type.items():
+        queue_name, attempts = JOB_TYPES[job_type]
+        others = sum(n for state, n in states.items() if state not in ("completed", "failed"))
+        counts = [sum(states.values()), states["completed"], states["failed"], others]
+        rows.append([job_type, *map(str, counts), queue_name, str(attempts)])
+    if not any(row[4] != "0" for row in rows):  # no unfinished column when all are final
+        header.pop(4)
+        rows = [row[:4] + row[5:] for row in rows]
+    probes = [PROBE_JOB_TYPE, str(PROBE_JOBS)] + ["-"] * (len(header) - 4) + [DOCUMENTS_QUEUE, "-"]
+    numbers = [*range(1, len(header) - 2), len(header) - 1]
+    lines = table(header, [*rows, probes], right=numbers)
+    lines[-1] += "  sent one by one: latency below"
+    return ["    " + line for line in lines]
+
+
 def format_summary(outcome: Outcome) -> str:
     label = "  {:<13} {}".format
     more = " " * 16
     lines = ["", "docko-worker demo: summary"]
-    jobs = f"{outcome.jobs} for {outcome.documents} documents, {outcome.workers} workers"
+    jobs = (
+        f"{outcome.jobs} for {outcome.documents} documents, {outcome.workers} workers "
+        f"(and {PROBE_JOBS} {PROBE_JOB_TYPE} jobs)"
+    )
     lines.append(label("jobs", jobs))
-    for job_type, states in outcome.by_type.items():
-        queue_name, attempts = JOB_TYPES[job_type]
-        detail = f"{states['completed']:>6} completed {states['failed']:>4} failed"
-        others = sum(n for state, n in states.items() if state not in ("completed", "failed"))
-        if others:
-            detail += f" {others:>4} unfinished"
-        lines.append(
-            f"    {job_type:<12} {sum(states.values()):>6} {detail}"
-            f"   queue {queue_name}, {attempts} attempts"
-        )
+    lines += job_table(outcome)
     completed = sum(states["completed"] for states in outcome.by_type.values())
     failed = sum(states["failed"] for states in outcome.by_type.values())
     lines.append(label("completed", completed))
@@ -129,8 +145,8 @@ def format_summary(outcome: Outcome) -> str:
             )
         )
         lines.append(
-            f"{more}({len(outcome.latencies)} jobs sent {PROBE_GAP * 1000:.0f} ms apart "
-            f"to the idle daemon, {wake})"
+            f"{more}({len(outcome.latencies)} {PROBE_JOB_TYPE} jobs sent {PROBE_GAP * 1000:.0f} ms "
+            f"apart to the idle daemon, {wake})"
         )
     else:
         lines.append(label("latency", "no latency probe started within 5 s"))

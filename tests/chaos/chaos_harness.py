@@ -1,32 +1,29 @@
-"""The machinery of the chaos tests: daemon processes, their logs, the workload, waiting.
+"""The machinery of the chaos tests: the chaos daemons' settings and waits, the workload.
 
-Daemons are real ``docko-worker run`` processes started from the virtual environment's script with
-a minimal environment (process basics, ``PYTHONPATH`` naming the installed chaos handler package,
-and the ``DOCKO_*`` settings of the test; never a variable of the caller's). Their stdout and stderr
-go to files, so a chatty daemon never blocks on a pipe and a killed daemon's last words are kept.
+Daemons are real ``docko-worker run`` processes (``tests/daemon_process.py``) started with a minimal
+environment (process basics, ``PYTHONPATH`` naming the installed chaos handler package, and the
+``DOCKO_*`` settings of the test; never a variable of the caller's), held by a ``Fleet`` and waited
+on asynchronously through ``tests/waiting.py``, with the fleet as the watch: a daemon that exits
+without being signalled fails the test at once.
 The test's own database connections use application names other than ``docko-worker``, so a fault
 aimed at the daemons' backends never hits the test.
 """
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import socket
-import subprocess
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-import pytest
 from chaos_checker import Faults, Result, check, collect
 
 from docko_worker import Queue, load_config
-from tests.daemon_process import DaemonProcess, with_settings
+from tests.daemon_process import DaemonProcess, Fleet, with_settings
+from tests.waiting import poll, wait_until
 
 QUEUE = "chaos"
 WORK = "chaos_work"
@@ -81,92 +78,40 @@ def free_port() -> int:
 
 
 class Daemon(DaemonProcess):
-    """A daemon of the fleet, waited on asynchronously; remembers the signal the test sent."""
+    """A daemon of the chaos fleet, waited on asynchronously."""
 
     describe_tail = 15
     describe_width = 400
 
-    def __init__(self, proc: subprocess.Popen[bytes], stdout: Path, stderr: Path) -> None:
-        super().__init__(proc, stdout, stderr)
-        self.signalled: signal.Signals | None = None
-        self.signalled_at: float | None = None
-        # Set by tests of a daemon that is meant to exit by itself (bad configuration).
-        self.exit_expected = False
-
-    def event_count(self, event: str) -> int:
-        return sum(1 for record in self.events() if record.get("event") == event)
-
-    def send(self, signum: signal.Signals) -> None:
-        if self.signalled is None or signum == signal.SIGKILL:
-            self.signalled, self.signalled_at = signum, time.time()
-        if self.alive():
-            self.proc.send_signal(signum)
-
     async def wait_started(self, within: float) -> None:
         """Until the daemon logged ``supervisor_started``, exited, or ``within`` seconds passed."""
-        deadline = time.monotonic() + within
-        while self.alive() and time.monotonic() < deadline:
-            if self.event_count("supervisor_started"):
-                return
-            await asyncio.sleep(0.05)
+
+        def started_or_exited() -> bool:
+            return not self.alive() or self.event_count("supervisor_started") > 0
+
+        await poll(started_or_exited, within, interval=0.05)
 
     async def wait_exit(self, within: float = EXIT_TIMEOUT) -> int:
-        deadline = time.monotonic() + within
-        while (code := self.proc.poll()) is None:
-            if time.monotonic() > deadline:
-                pytest.fail(f"daemon did not exit within {within:g}s\n{self.describe()}")
-            await asyncio.sleep(0.02)
-        return code
+        await wait_until(
+            lambda: self.proc.poll() is not None,
+            within,
+            message=lambda: f"the daemon to exit\n{self.describe()}",
+        )
+        return self.proc.wait()
 
 
-class Fleet:
-    """The daemons of one test; whatever is still running at teardown is killed."""
+async def stop_all(fleet: Fleet[Daemon], within: float = EXIT_TIMEOUT) -> dict[int, int]:
+    """SIGTERM every running daemon and wait for it; returns exit statuses by pid.
 
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-        self.started: list[Daemon] = []
-
-    def start(self, env: Mapping[str, str], *args: str) -> Daemon:
-        """Start ``docko-worker run`` (or ``docko-worker *args``) with exactly ``env``."""
-        daemon = Daemon.launch(self._directory, len(self.started), env, *args)
-        self.started.append(daemon)
-        return daemon
-
-    @property
-    def running(self) -> list[Daemon]:
-        return [daemon for daemon in self.started if daemon.alive()]
-
-    def check_unexpected_exits(self) -> None:
-        """Fail if a daemon exited that the test did not signal."""
-        for daemon in self.started:
-            if not daemon.alive() and daemon.signalled is None and not daemon.exit_expected:
-                pytest.fail(f"daemon exited on its own\n{daemon.describe()}")
-
-    async def stop_all(self, within: float = EXIT_TIMEOUT) -> dict[int, int]:
-        """SIGTERM every running daemon and wait for it; returns exit statuses by pid.
-
-        A daemon restarted a moment ago may still be importing, before it handles signals (it
-        holds no job then, and SIGTERM's default action ends it): each gets up to ``within``
-        seconds to log ``supervisor_started`` before its signal.
-        """
-        running = self.running
-        for daemon in running:
-            await daemon.wait_started(within)
-            daemon.send(signal.SIGTERM)
-        return {daemon.pid: await daemon.wait_exit(within) for daemon in running}
-
-    def kill_all(self) -> None:
-        for daemon in self.started:
-            daemon.kill()
-
-    def events(self) -> list[dict[str, Any]]:
-        return [record for daemon in self.started for record in daemon.events()]
-
-    def describe(self, tail: int = 15) -> str:
-        return "\n".join(daemon.describe(tail) for daemon in self.started)
-
-    def all_output(self) -> str:
-        return "\n".join(daemon.stdout() + "\n" + daemon.stderr() for daemon in self.started)
+    A daemon restarted a moment ago may still be importing, before it handles signals (it holds no
+    job then, and SIGTERM's default action ends it): each gets up to ``within`` seconds to log
+    ``supervisor_started`` before its signal.
+    """
+    running = fleet.running
+    for daemon in running:
+        await daemon.wait_started(within)
+        daemon.send(signal.SIGTERM)
+    return {daemon.pid: await daemon.wait_exit(within) for daemon in running}
 
 
 async def create_runs_table(dsn: str) -> None:
@@ -236,51 +181,29 @@ async def state_counts(conn: Any) -> dict[str, int]:
 
 async def wait_until_final(
     conn: Any,
-    fleet: Fleet,
+    fleet: Fleet[Daemon],
     expected: int,
     *,
     within: float = FINISH_TIMEOUT,
     what: str = "every job to reach a final state",
 ) -> None:
     """Wait until ``expected`` jobs exist and none is available or running."""
-    deadline = time.monotonic() + within
-    while True:
-        counts = await state_counts(conn)
+    counts: dict[str, int] = {}
+
+    async def final() -> bool:
+        counts.clear()
+        counts.update(await state_counts(conn))
         open_jobs = counts.get("available", 0) + counts.get("running", 0)
-        if open_jobs == 0 and sum(counts.values()) >= expected:
-            return
-        fleet.check_unexpected_exits()
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out after {within:g}s waiting for {what}: {counts}\n" + fleet.describe()
-            )
-        await asyncio.sleep(0.1)
+        return open_jobs == 0 and sum(counts.values()) >= expected
 
-
-async def wait_for(
-    what: str, check: Any, *, fleet: Fleet | None = None, within: float = FINISH_TIMEOUT
-) -> Any:
-    """Await ``check()`` every 50 ms until it returns something truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if fleet is not None:
-            fleet.check_unexpected_exits()
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out after {within:g}s waiting for {what}\n"
-                + (fleet.describe() if fleet else "")
-            )
-        await asyncio.sleep(0.05)
+    await wait_until(final, within, interval=0.1, message=lambda: f"{what}: {counts}", watch=fleet)
 
 
 async def stop_and_check(
-    fault: str, dsn: str, fleet: Fleet, enqueued: list[UUID], faults: Faults
+    fault: str, dsn: str, fleet: Fleet[Daemon], enqueued: list[UUID], faults: Faults
 ) -> Result:
     """SIGTERM the fleet (each daemon must exit 0), then run the checker over everything."""
-    statuses = await fleet.stop_all()
+    statuses = await stop_all(fleet)
     bad = {pid: status for pid, status in statuses.items() if status != 0}
     assert not bad, f"daemons exited with {bad} after SIGTERM\n{fleet.describe()}"
     faults.add_events(fleet.events())

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from chaos_checker import ChaosReport
-from chaos_harness import Fleet, create_runs_table, free_port
+from chaos_harness import Daemon, Fleet, create_runs_table, free_port
 from chaos_servers import (
     OS_USER,
     PG_BIN,
@@ -141,9 +141,9 @@ def chaos_db(database_url: str) -> str:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
+def fleet(tmp_path: Path) -> Iterator[Fleet[Daemon]]:
     """Starts daemon processes; kills any still running when the test ends."""
-    started = Fleet(tmp_path)
+    started = Fleet(tmp_path, Daemon)
     try:
         yield started
     finally:

@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import pytest
-from chaos_harness import Fleet, connect, daemon_env, wait_for
+from chaos_harness import Fleet, connect, daemon_env
 from chaos_servers import OwnCluster
 
 from tests.daemon_process import run_cli
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -69,7 +70,7 @@ async def test_sigterm_while_the_database_is_frozen_still_exits(
         async def listening() -> bool:
             return daemon.event_count("listen_connected") > 0
 
-        await wait_for("the daemon to listen", listening, within=30)
+        await wait_until(listening, 30, message="the daemon to listen")
 
         with frozen(own_cluster):
             await asyncio.sleep(0.5)  # a claim is now stuck on the frozen server

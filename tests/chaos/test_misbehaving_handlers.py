@@ -21,15 +21,17 @@ import json
 import pytest
 from chaos_checker import ChaosReport, Faults
 from chaos_harness import (
+    FINISH_TIMEOUT,
     Fleet,
     Producer,
     connect,
     daemon_env,
     stop_and_check,
-    wait_for,
     wait_until_final,
 )
 from chaos_harness import workload as make_workload
+
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -67,8 +69,11 @@ async def test_stubborn_and_blocking_handlers_are_named_and_their_jobs_still_fin
             async def ignoring_logged() -> list[str]:
                 return lines_naming(daemon.stderr(), "job_ignored_cancellation", str(stubborn))
 
-            ignored = await wait_for(
-                "job_ignored_cancellation naming the stubborn job", ignoring_logged, fleet=fleet
+            ignored = await wait_until(
+                ignoring_logged,
+                FINISH_TIMEOUT,
+                message="job_ignored_cancellation naming the stubborn job",
+                watch=fleet,
             )
             # Then the one that blocks the event loop past its lease.
             [blocking] = await producer.enqueue([{"block": BLOCK_FOR}], job_type="chaos_block")
@@ -77,8 +82,11 @@ async def test_stubborn_and_blocking_handlers_are_named_and_their_jobs_still_fin
             async def blocking_logged() -> list[str]:
                 return lines_naming(daemon.stderr(), "event_loop_blocked", str(blocking))
 
-            blocked = await wait_for(
-                "event_loop_blocked naming the blocking job", blocking_logged, fleet=fleet
+            blocked = await wait_until(
+                blocking_logged,
+                FINISH_TIMEOUT,
+                message="event_loop_blocked naming the blocking job",
+                watch=fleet,
             )
             ids = producer.enqueued
         await wait_until_final(conn, fleet, len(ids))

@@ -18,19 +18,20 @@ import uuid
 import pytest
 from chaos_checker import ChaosReport, Faults
 from chaos_harness import (
+    FINISH_TIMEOUT,
     Fleet,
     Producer,
     connect,
     create_runs_table,
     daemon_env,
     stop_and_check,
-    wait_for,
     wait_until_final,
 )
 from chaos_harness import workload as make_workload
 from chaos_servers import OwnCluster
 
 from tests.daemon_process import run_cli
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -82,14 +83,19 @@ async def test_postgres_restart_mid_run(
                 )
                 return bool(done >= JOBS // 4)
 
-            await wait_for("a quarter of the jobs to finish", a_quarter_done, fleet=fleet)
+            await wait_until(
+                a_quarter_done,
+                FINISH_TIMEOUT,
+                message="a quarter of the jobs to finish",
+                watch=fleet,
+            )
         finally:
             await conn.close()
 
         down_at = time.time()
         await asyncio.to_thread(own_cluster.stop, "fast")
         await asyncio.sleep(DOWNTIME)
-        fleet.check_unexpected_exits()
+        fleet.check()
         await asyncio.to_thread(own_cluster.start)
         up_at = time.time()
         faults.restarts.append((down_at, up_at))
@@ -104,11 +110,11 @@ async def test_postgres_restart_mid_run(
                 value = await conn.fetchval(FIRST_COMPLETION, started)
                 return None if value is None else float(value)
 
-            first_write = await wait_for(
-                "a job to complete after the restart",
+            first_write = await wait_until(
                 first_completion_after_restart,
-                fleet=fleet,
-                within=90,
+                90,
+                message="a job to complete after the restart",
+                watch=fleet,
             )
             await wait_until_final(conn, fleet, JOBS)
             first_fresh = float(await conn.fetchval(FIRST_FRESH_COMPLETION, started))

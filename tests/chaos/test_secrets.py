@@ -27,12 +27,12 @@ from chaos_harness import (
     daemon_env,
     free_port,
     stop_and_check,
-    wait_for,
     wait_until_final,
 )
 from chaos_harness import workload as make_workload
 
 from tests.daemon_process import run_cli
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -149,7 +149,7 @@ async def test_password_is_not_logged_when_the_connection_fails(
     async def retrying_or_exited() -> bool:
         return not daemon.alive() or daemon.event_count("database_unavailable") >= 2
 
-    await wait_for("the daemon to retry the connection (or exit)", retrying_or_exited, within=30)
+    await wait_until(retrying_or_exited, 30, message="the daemon to retry the connection (or exit)")
     if daemon.alive():
         daemon.send(signal.SIGTERM)
         assert await daemon.wait_exit() == 0, daemon.describe()

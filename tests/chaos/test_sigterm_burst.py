@@ -16,14 +16,17 @@ from uuid import UUID
 import pytest
 from chaos_checker import ChaosReport, Faults
 from chaos_harness import (
+    FINISH_TIMEOUT,
     Fleet,
     Producer,
     connect,
     daemon_env,
+    stop_all,
     stop_and_check,
-    wait_for,
     wait_until_final,
 )
+
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -60,8 +63,10 @@ async def test_sigterm_mid_burst_hands_back_jobs_without_spending_attempts(
             started = all(d.event_count("supervisor_started") for d in first)
             return started and await conn.fetchval(SLOW_IN_FLIGHT) >= SLOW_RUNNING_BEFORE_SIGTERM
 
-        await wait_for("slow jobs to be running", slow_jobs_mid_run, fleet=fleet)
-        statuses = await fleet.stop_all()
+        await wait_until(
+            slow_jobs_mid_run, FINISH_TIMEOUT, message="slow jobs to be running", watch=fleet
+        )
+        statuses = await stop_all(fleet)
         assert set(statuses.values()) == {0}, f"exit statuses {statuses}\n{fleet.describe()}"
 
         # After the shutdown: nothing running, and no hand-back spent an attempt.

@@ -14,15 +14,17 @@ import time
 import pytest
 from chaos_checker import ChaosReport, Faults
 from chaos_harness import (
+    FINISH_TIMEOUT,
     Fleet,
     Producer,
     connect,
     daemon_env,
     stop_and_check,
-    wait_for,
     wait_until_final,
 )
 from chaos_harness import workload as make_workload
+
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -52,7 +54,9 @@ async def test_terminating_the_daemons_backends_repeatedly_loses_nothing(
         return all(d.event_count("listen_connected") >= 1 for d in daemons)
 
     try:
-        await wait_for("both daemons to LISTEN", all_listening, fleet=fleet)
+        await wait_until(
+            all_listening, FINISH_TIMEOUT, message="both daemons to LISTEN", watch=fleet
+        )
         async with Producer(chaos_db) as producer:
 
             async def produce() -> None:
@@ -76,11 +80,11 @@ async def test_terminating_the_daemons_backends_repeatedly_loses_nothing(
                 for d in daemons
             )
 
-        await wait_for(
-            "each daemon to lose its LISTEN connection and LISTEN again",
+        await wait_until(
             listening_again,
-            fleet=fleet,
-            within=30,
+            30,
+            message="each daemon to lose its LISTEN connection and LISTEN again",
+            watch=fleet,
         )
     finally:
         await conn.close()

@@ -9,22 +9,24 @@ as it was. The broken package is installed only for the test that asks for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 from e2e_helpers import (
     PASSWORD,
     PASSWORD_ROLE,
+    PASSWORD_ROLE_GRANTS,
     RUNS_TABLE,
+    Daemon,
     Daemons,
     Database,
     with_credentials,
 )
 
-from tests.conftest import install_package
+from tests.conftest import install_package, run_admin
 from tests.daemon_process import minimal_environ
 
 HERE = Path(__file__).parent
@@ -62,33 +64,39 @@ def db(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def daemons(tmp_path: Path) -> Iterator[Daemons]:
     """Starts daemon subprocesses; kills any still running when the test ends."""
-    started = Daemons(tmp_path)
+    started = Daemons(tmp_path, Daemon)
     try:
         yield started
     finally:
         started.kill_all()
 
 
+@pytest.fixture(scope="session")
+def password_role(server_dsn: str) -> Iterator[str]:
+    """A login role with a password and no other attribute, of this session alone.
+
+    Not a superuser and without CREATEDB or CREATEROLE: ``password_dsn`` grants it what the daemon
+    needs on each test's database (those grants go with the database). Dropped at the end of the
+    session; its name is unique, so sessions sharing a server never meet.
+    """
+    role = f"{PASSWORD_ROLE}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(
+        run_admin(
+            server_dsn,
+            f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{PASSWORD}'",
+        )
+    )
+    try:
+        yield role
+    finally:
+        asyncio.run(run_admin(server_dsn, f"DROP ROLE IF EXISTS {role}"))
+
+
 @pytest.fixture
-def password_dsn(server_dsn: str, database_url: str) -> str:
-    """``database_url`` reached as a role that has a password (trust auth accepts it anyway)."""
-
-    async def create_role() -> None:
-        admin = await asyncpg.connect(server_dsn)
-        try:
-            exists = await admin.fetchval(
-                "SELECT 1 FROM pg_roles WHERE rolname = $1", PASSWORD_ROLE
-            )
-            if not exists:
-                # Another session may create it meanwhile: that is as good.
-                with contextlib.suppress(
-                    asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError
-                ):
-                    await admin.execute(
-                        f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}' SUPERUSER"
-                    )
-        finally:
-            await admin.close()
-
-    asyncio.run(create_role())
-    return with_credentials(database_url, PASSWORD_ROLE, PASSWORD)
+def password_dsn(db: Database, database_url: str, password_role: str) -> str:
+    """``database_url`` reached as ``password_role`` (trust auth accepts the password anyway),
+    granted exactly what the daemon, the CLI and the e2e handlers use there."""
+    database = urlsplit(database_url).path.lstrip("/")
+    for grant in PASSWORD_ROLE_GRANTS:
+        db.execute(grant.format(db=database, role=password_role))
+    return with_credentials(database_url, password_role, PASSWORD)

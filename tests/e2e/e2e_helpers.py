@@ -1,33 +1,30 @@
-"""Helpers for the end-to-end tests: the daemon as a subprocess, the CLI, and deadline polling.
+"""Helpers for the end-to-end tests: the daemon as a subprocess, the CLI, the test database.
 
 The daemon and the CLI run from the virtual environment's ``docko-worker`` script with a minimal
 environment: a few process basics from ``os.environ``, never a ``DOCKO_*`` variable or
 ``DATABASE_URL`` of the caller, ``PYTHONPATH`` naming the directories the handler packages were
 installed into, and the settings each test passes. Daemon output goes to files, so a chatty
-daemon can never block on a full pipe, and every failure message carries what it logged.
+daemon can never block on a full pipe, and every failure message carries what it logged. The
+process and the fleet come from ``tests/daemon_process.py``; waits are blocking polls of
+``tests/waiting.py`` that fail at once if a daemon expected to keep running exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
-import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import asyncpg
 import pytest
 
-from tests.daemon_process import DaemonProcess, run_cli, with_settings
+from tests.daemon_process import DaemonProcess, Fleet, KeepRunning, run_cli, with_settings
+from tests.waiting import wait_until_blocking
 
-T = TypeVar("T")
-
-POLL_INTERVAL = 0.05
 # Deadlines: generous, so a slow machine is not a failure; a working daemon needs far less.
 START_TIMEOUT = 20.0
 JOB_TIMEOUT = 30.0
@@ -35,7 +32,17 @@ EXIT_TIMEOUT = 20.0
 
 QUEUE = "e2e"
 PASSWORD = "sekrit-pw"
+# The prefix of the session's password role (``password_role`` in conftest.py adds a suffix).
 PASSWORD_ROLE = "e2e_pw"
+# Everything that role is granted on a test's database: {db} and {role} are filled in.
+PASSWORD_ROLE_GRANTS = (
+    'GRANT CONNECT ON DATABASE "{db}" TO {role}',
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    "GRANT SELECT ON docko_schema_migrations TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON docko_jobs TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON e2e_runs TO {role}",
+    "GRANT USAGE ON SEQUENCE e2e_runs_run_id_seq TO {role}",
+)
 
 # Where the handlers of tests/e2e/handler_pkg record each execution.
 RUNS_TABLE = """
@@ -76,37 +83,8 @@ def with_credentials(dsn: str, user: str, password: str) -> str:
     return urlunsplit((parts.scheme, f"{user}:{password}@{host}", parts.path, parts.query, ""))
 
 
-def wait_until(
-    what: str,
-    check: Callable[[], T | None],
-    *,
-    timeout: float,
-    daemons: Sequence[Daemon] = (),
-) -> T:
-    """Poll ``check`` every 50 ms until it returns something other than None (or False).
-
-    Fails with ``what``, and the output of ``daemons``, when ``timeout`` passes or when one of
-    ``daemons`` (expected to keep running meanwhile) exits.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None and result is not False:
-            return result
-        for daemon in daemons:
-            if daemon.proc.poll() is not None:
-                pytest.fail(f"daemon exited while waiting for {what}\n{daemon.describe()}")
-        if time.monotonic() > deadline:
-            report = "\n".join(daemon.describe() for daemon in daemons)
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n{report}")
-        time.sleep(POLL_INTERVAL)
-
-
 class Daemon(DaemonProcess):
     """A daemon of an e2e test, waited on by blocking polls."""
-
-    def event_names(self) -> list[str]:
-        return [str(record.get("event")) for record in self.events()]
 
     def wait_for_event(
         self, event: str, *, count: int = 1, timeout: float = START_TIMEOUT
@@ -117,10 +95,9 @@ class Daemon(DaemonProcess):
             matching = [record for record in self.events() if record.get("event") == event]
             return matching if len(matching) >= count else None
 
-        return wait_until(f"{count} {event!r} log line(s)", seen, timeout=timeout, daemons=[self])
-
-    def send(self, signum: signal.Signals) -> None:
-        self.proc.send_signal(signum)
+        return wait_until_blocking(
+            seen, timeout, message=f"{count} {event!r} log line(s)", watch=KeepRunning([self])
+        )
 
     def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int:
         try:
@@ -129,22 +106,8 @@ class Daemon(DaemonProcess):
             pytest.fail(f"daemon did not exit within {timeout:g}s\n{self.describe()}")
 
 
-class Daemons:
-    """Starts daemons for one test and kills whatever is left at teardown."""
-
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-        self._started: list[Daemon] = []
-
-    def start(self, env: Mapping[str, str], *args: str) -> Daemon:
-        """Start ``docko-worker run`` (or ``docko-worker *args``) with exactly ``env``."""
-        daemon = Daemon.launch(self._directory, len(self._started), env, *args)
-        self._started.append(daemon)
-        return daemon
-
-    def kill_all(self) -> None:
-        for daemon in self._started:
-            daemon.kill()
+#: The daemons of one e2e test (the ``daemons`` fixture).
+Daemons = Fleet[Daemon]
 
 
 def describe_result(result: subprocess.CompletedProcess[str]) -> str:
@@ -214,7 +177,9 @@ class Database:
             row = self.job(job_id)
             return row if row["state"] == state else None
 
-        return wait_until(f"job {job_id} to be {state}", reached, timeout=timeout, daemons=daemons)
+        return wait_until_blocking(
+            reached, timeout, message=f"job {job_id} to be {state}", watch=KeepRunning(daemons)
+        )
 
     def wait_for_run(
         self,
@@ -232,9 +197,9 @@ class Database:
                     return run
             return None
 
-        return wait_until(
-            f"the handler to start attempt {attempt} of job {job_id}",
+        return wait_until_blocking(
             started,
-            timeout=timeout,
-            daemons=daemons,
+            timeout,
+            message=f"the handler to start attempt {attempt} of job {job_id}",
+            watch=KeepRunning(daemons),
         )

@@ -13,7 +13,9 @@ import sys
 import time
 
 import pytest
-from e2e_helpers import Database, daemon_env, enqueue, wait_until
+from e2e_helpers import Database, daemon_env, enqueue
+
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +35,7 @@ def test_sigterm_with_stderr_closed_hands_the_job_back_and_exits(
     os.close(write_end)
     try:
         job_id = enqueue(env, "e2e_slow", {"seconds": 30})
-        wait_until("the job to start", lambda: db.runs(job_id) or None, timeout=30)
+        wait_until_blocking(lambda: db.runs(job_id) or None, 30, message="the job to start")
         os.close(read_end)  # the reader goes away: every later log line hits a closed pipe
         read_end = -1
         time.sleep(0.2)

@@ -22,8 +22,10 @@ from e2e_helpers import (
     describe_result,
     enqueue,
     run_cli,
-    wait_until,
 )
+
+from tests.daemon_process import KeepRunning
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -96,11 +98,11 @@ def test_healthcheck_follows_the_daemon(
 
     daemon = daemons.start(env)
 
-    wait_until(
-        "healthcheck to pass",
+    wait_until_blocking(
         lambda: run_cli(["healthcheck"], env).returncode == 0,
-        timeout=START_TIMEOUT,
-        daemons=[daemon],
+        START_TIMEOUT,
+        message="healthcheck to pass",
+        watch=KeepRunning([daemon]),
     )
     daemon.send(signal.SIGTERM)
     assert daemon.wait_exit() == 0, daemon.describe()

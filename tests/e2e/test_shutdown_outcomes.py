@@ -5,7 +5,10 @@ from __future__ import annotations
 import signal
 
 import pytest
-from e2e_helpers import Daemons, Database, daemon_env, enqueue, wait_until
+from e2e_helpers import Daemons, Database, daemon_env, enqueue
+
+from tests.daemon_process import KeepRunning
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -23,11 +26,11 @@ def test_sigterm_with_outcomes_it_cannot_write_exits_1_naming_the_jobs(
     db.execute("BEGIN")
     try:
         db.execute("LOCK TABLE docko_jobs IN ACCESS EXCLUSIVE MODE")
-        wait_until(
-            "the handler to finish",
+        wait_until_blocking(
             lambda: db.runs(job_id)[0]["finished_at"],
-            timeout=30,
-            daemons=[daemon],
+            30,
+            message="the handler to finish",
+            watch=KeepRunning([daemon]),
         )
         daemon.send(signal.SIGTERM)
         status = daemon.wait_exit(timeout=40)

@@ -149,7 +149,19 @@ def test_logs_are_json_lines_without_the_password(
         assert {"event", "level", "timestamp"} <= record.keys(), line
     events = daemon.events()
     [starting] = [record for record in events if record["event"] == "daemon_starting"]
-    assert f"{PASSWORD_ROLE}:***@" in starting["dsn"]
+    assert f"{urlsplit(password_dsn).username}:***@" in starting["dsn"]
     assert "job_failed" in daemon.event_names()
     typos = [record for record in events if record["event"] == "unknown_setting_ignored"]
     assert [record["variable"] for record in typos] == ["DOCKO_WORKERS"]
+
+
+def test_the_password_role_is_no_superuser(db: Database, password_dsn: str) -> None:
+    """The tests' password role gets grants on its test database, never a role attribute."""
+    rows = db.fetch(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles"
+        " WHERE rolname = $1",
+        urlsplit(password_dsn).username,
+    )
+    assert [dict(row) for row in rows] == [
+        {"rolsuper": False, "rolcreatedb": False, "rolcreaterole": False, "rolbypassrls": False}
+    ]

@@ -1,49 +1,33 @@
-"""Helpers for the integration tests: polling with a deadline, running queues, job look-ups.
+"""Helpers for the integration tests: running queues, waiting for a job's state, job look-ups.
 
 Imported as ``tests.integration.support`` (the project root is on ``sys.path``), so the name
-cannot clash with a helper module of another test directory.
+cannot clash with a helper module of another test directory. ``wait_until`` is the one of
+``tests/waiting.py``, re-exported here for the tests that import it from this module.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
+
+import pytest
 
 from docko_worker import Config, Job, JobState, Queue
 from docko_worker.registry import Handler
 from docko_worker.store import JobStore
 from docko_worker.supervisor import Supervisor
+from tests.waiting import poll, wait_until
 
-T = TypeVar("T")
-
-
-async def wait_until(
-    predicate: Callable[[], T | Awaitable[T]],
-    timeout: float = 10.0,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
-    *,
-    interval: float = 0.02,
-    message: str | None = None,
-) -> T:
-    """Poll ``predicate`` (sync or async) until it returns something truthy, and return that.
-
-    Fails the test with ``message`` (or the predicate's name) if ``timeout`` seconds pass first.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result  # type: ignore[return-value]
-        if loop.time() >= deadline:
-            what = message or getattr(predicate, "__name__", repr(predicate))
-            raise AssertionError(f"timed out after {timeout:g}s waiting for: {what}")
-        await asyncio.sleep(interval)
+__all__ = [
+    "count_jobs",
+    "running_queue",
+    "store_of",
+    "supervisor_of",
+    "wait_for_state",
+    "wait_until",
+]
 
 
 async def wait_for_state(
@@ -60,14 +44,14 @@ async def wait_for_state(
         last[0] = job
         return job if job is not None and job.state is state else None
 
-    try:
-        return await wait_until(reached, timeout)
-    except AssertionError:
+    found = await poll(reached, timeout)
+    if found is None:
         job = last[0]
         seen = "missing" if job is None else f"{job.state.value} (attempt {job.attempt})"
-        raise AssertionError(
+        pytest.fail(
             f"job {job_id} did not reach {state.value} within {timeout:g}s; last seen {seen}"
-        ) from None
+        )
+    return found
 
 
 @asynccontextmanager
