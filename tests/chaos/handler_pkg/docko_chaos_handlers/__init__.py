@@ -205,3 +205,48 @@ async def chaos_block(job: Job) -> None:
     if job.attempt == 1:
         time.sleep(float(job.payload["block"]))  # noqa: ASYNC251 - blocking on purpose
     await _finished(run_id, "ok")
+
+
+class _Unprintable(Exception):
+    """An error whose message cannot be read: its ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("this error has no text")
+
+
+class _NotAnException(BaseException):
+    """What some libraries raise: a ``BaseException`` that is not an ``Exception``."""
+
+
+HOSTILE_SHAPES = ("unprintable", "own_cancel", "system_exit", "base_exception", "nul", "surrogate")
+# Attempts that raise before one succeeds.
+HOSTILE_FAILING_ATTEMPTS = 2
+
+
+async def _raise_shape(shape: str, job: Job) -> None:
+    if shape == "unprintable":
+        raise _Unprintable()
+    if shape == "own_cancel":
+        # A task something else cancelled, awaited: the CancelledError is the handler's own.
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        task.cancel()
+        await task
+    if shape == "system_exit":
+        raise SystemExit(f"a library gave up on job {job.id}")
+    if shape == "base_exception":
+        raise _NotAnException(f"job {job.id}")
+    if shape == "nul":
+        raise ValueError(f"bad header PK\x00\x03 in job {job.id}")
+    if shape == "surrogate":
+        raise FileNotFoundError(f"scan-caf\udce9-{job.id}.tiff")
+    raise AssertionError(f"unknown shape {shape!r}")
+
+
+async def chaos_hostile(job: Job) -> None:
+    """Ends its first attempts with one of ``HOSTILE_SHAPES`` (payload ``shape``), then succeeds."""
+    run_id = await _started(job)
+    await asyncio.sleep((roll(job.id, job.attempt)[1] % 31) / 1000)
+    if job.attempt <= HOSTILE_FAILING_ATTEMPTS:
+        await _finished(run_id, "fail")
+        await _raise_shape(job.payload["shape"], job)
+    await _finished(run_id, "ok")
