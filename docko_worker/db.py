@@ -1,7 +1,8 @@
 """The database boundary: what runs docko-worker's statements, and which of its errors pass.
 
 ``Runner`` is anything that runs a statement: an asyncpg ``Pool`` or ``Connection`` (a pool lends
-one of its connections per call). ``Pool`` is what also lends a connection for longer.
+one of its connections per call). ``Connection`` also opens transactions; ``Pool`` also lends a
+connection for longer.
 ``is_transient`` tells an error of the connection or the server's state (worth trying the same
 statement again later) from an error of the statement's arguments (which will fail again).
 """
@@ -25,6 +26,14 @@ class Runner(Protocol):
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None: ...
 
     async def fetchval(self, query: str, *args: Any, column: int = 0) -> Any: ...
+
+
+class Connection(Runner, Protocol):
+    """A ``Runner`` that is one connection: it can open a transaction."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def close(self) -> None: ...
 
 
 class Pool(Runner, Protocol):

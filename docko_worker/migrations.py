@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from .db import Connection
 from .errors import MigrationError
 from .statements import SQL, sql_dir
 
@@ -43,7 +43,7 @@ def available_migrations(directory: Path | None = None) -> list[Migration]:
     return [found[version] for version in sorted(found)]
 
 
-async def applied_versions(conn: Any) -> set[int]:
+async def applied_versions(conn: Connection) -> set[int]:
     """The versions recorded so far (none if the version table does not exist); read-only."""
     if not await conn.fetchval(SQL.migration_table_exists):
         return set()
@@ -51,7 +51,7 @@ async def applied_versions(conn: Any) -> set[int]:
     return {row["version"] for row in rows}
 
 
-async def migrate(conn: Any, directory: Path | None = None) -> list[Migration]:
+async def migrate(conn: Connection, directory: Path | None = None) -> list[Migration]:
     """Apply every migration not yet recorded; returns those applied (empty: already current).
 
     A current schema is recognised with reads alone, so a role without CREATE rights may call
@@ -80,6 +80,6 @@ async def migrate(conn: Any, directory: Path | None = None) -> list[Migration]:
     return applied
 
 
-async def pending_migrations(conn: Any, directory: Path | None = None) -> list[Migration]:
+async def pending_migrations(conn: Connection, directory: Path | None = None) -> list[Migration]:
     done = await applied_versions(conn)
     return [m for m in available_migrations(directory) if m.version not in done]

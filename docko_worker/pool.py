@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import asyncpg
 import structlog
 
 from .config import Config
+from .db import Connection, Pool
 from .dsn import describe_connection_error, redact_dsn
 from .retry import reconnect_delay
 from .statements import SQL
@@ -37,7 +37,7 @@ def _server_settings() -> dict[str, str]:
     return {"application_name": APPLICATION_NAME}
 
 
-async def _keep_session(_conn: Any) -> None:
+async def _keep_session(_conn: Connection) -> None:
     """Pool reset hook: skip asyncpg's reset query, a round trip per release.
 
     Connections of this pool only run the named statements, which leave no session state
@@ -47,7 +47,7 @@ async def _keep_session(_conn: Any) -> None:
     """
 
 
-async def _use_generic_plans(conn: Any) -> None:
+async def _use_generic_plans(conn: Connection) -> None:
     await conn.execute(SQL.use_generic_plans)
 
 
@@ -57,7 +57,7 @@ async def create_pool(
     min_size: int = 1,
     max_size: int | None = None,
     generic_plans: bool = False,
-) -> Any:
+) -> Pool:
     """A pool sized for the daemon (or ``max_size``), honouring ``statement_cache_size``.
 
     ``generic_plans``: the daemon's pool, whose connections run only docko-worker's statements,
@@ -66,7 +66,7 @@ async def create_pool(
     transaction mode a session setting would leak to other clients.
     """
     init = _use_generic_plans if generic_plans and config.statement_cache_size > 0 else None
-    return await asyncpg.create_pool(
+    pool: Pool = await asyncpg.create_pool(
         config.require_database_url(),
         min_size=min_size,
         max_size=max_size or config.pool_size,
@@ -76,16 +76,18 @@ async def create_pool(
         reset=_keep_session,
         timeout=10,
     )
+    return pool
 
 
-async def connect(config: Config) -> Any:
+async def connect(config: Config) -> Connection:
     """One connection outside the pool (LISTEN, migrations, CLI commands)."""
-    return await asyncpg.connect(
+    conn: Connection = await asyncpg.connect(
         config.require_database_url(),
         statement_cache_size=config.statement_cache_size,
         server_settings=_server_settings(),
         timeout=10,
     )
+    return conn
 
 
 async def wait_for_pool(
@@ -95,7 +97,7 @@ async def wait_for_pool(
     max_delay: float = 30.0,
     generic_plans: bool = False,
     deadline: float | None = None,
-) -> Any | None:
+) -> Pool | None:
     """Create the pool, retrying with backoff while the database does not answer.
 
     Returns ``None`` if ``stop`` is set while waiting. With ``deadline`` (seconds), the error of

@@ -28,7 +28,7 @@ from uuid import UUID
 import structlog
 
 from .config import Config, load_config
-from .db import Pool
+from .db import Pool, Runner
 from .errors import DockoError, PayloadError
 from .job import Job
 from .migrations import Migration, migrate
@@ -142,7 +142,9 @@ class Queue:
         if wait is None:
             pool = await create_pool(config)
         else:
-            pool = await wait_for_pool(config, deadline=wait)
+            waited = await wait_for_pool(config, deadline=wait)
+            assert waited is not None  # only a stop event ends the wait without a pool
+            pool = waited
         return cls(pool, config, owns_pool=True, **kwargs)
 
     async def __aenter__(self) -> Queue:
@@ -180,7 +182,7 @@ class Queue:
         job_type: str,
         payload: Any,
         *,
-        conn: Any = None,
+        conn: Runner | None = None,
         run_at: datetime | None = None,
         delay: float | timedelta | None = None,
         priority: int = 0,
@@ -223,7 +225,7 @@ class Queue:
         job_type: str,
         payloads: Iterable[Any],
         *,
-        conn: Any = None,
+        conn: Runner | None = None,
         run_at: datetime | None = None,
         delay: float | timedelta | None = None,
         priority: int = 0,

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from .config import Config, redact_dsn
+from .db import Connection
 from .dsn import describe_connection_error
 from .retry import reconnect_delay
 from .statements import SQL
@@ -25,7 +26,7 @@ from .store import NOTIFY_CHANNEL
 
 log = structlog.get_logger("docko_worker.waker")
 
-Connect = Callable[[], Coroutine[Any, Any, Any]]
+Connect = Callable[[], Coroutine[Any, Any, Connection]]
 
 
 class Waker:

@@ -7,13 +7,14 @@ instead when the configured database is ``docko_demo``.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.types import ServerVersion
 
 from ..config import Config, redact_dsn
-from ..errors import DockoError
+from ..errors import DockoError, describe_error
 from ..pool import CONNECT_ERRORS, connect
 from ..statements import SQL
 
@@ -60,9 +61,9 @@ async def recreate_demo_database(config: Config, server_dsn: str) -> tuple[str, 
         admin_dsn = with_database(server_dsn, "postgres")
     shown = redact_dsn(admin_dsn)
     try:
-        conn = await connect(config.model_copy(update={"database_url": admin_dsn}))
+        conn: Any = await connect(config.model_copy(update={"database_url": admin_dsn}))
     except CONNECT_ERRORS as exc:
-        raise DockoError(f"cannot connect to {shown}: {type(exc).__name__}: {exc}") from None
+        raise DockoError(f"cannot connect to {shown}: {describe_error(exc)}") from None
     try:
         version = conn.get_server_version()
         await conn.execute(SQL.drop_demo_database)
