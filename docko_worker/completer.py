@@ -101,7 +101,7 @@ class Completer:
         batch_size: int,
         flush_interval: float,
         delete_completed: bool,
-        retries_due: Alarm | None = None,
+        jobs_due: Alarm | None = None,
         max_pending_batches: int = 8,
     ) -> None:
         self._store = store
@@ -109,7 +109,7 @@ class Completer:
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._delete_completed = delete_completed
-        self._retries_due = retries_due
+        self._jobs_due = jobs_due
         self._max_pending = batch_size * max_pending_batches
         self._pending = _Pending()
         # Taken for writing and not yet written (or put back).
@@ -275,11 +275,11 @@ class Completer:
                     [error for _, _, error in batch.retried],
                 ),
             )
-            if self._retries_due is not None:
+            if self._jobs_due is not None:
                 # Each landed retry is due its delay after now, at the latest.
                 for job, delay, _ in batch.retried:
                     if job.id in done:
-                        self._retries_due.ring_in(delay)
+                        self._jobs_due.ring_in(delay)
             batch.retried = []
         if batch.failed:
             jobs = [j for j, _ in batch.failed]

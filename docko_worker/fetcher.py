@@ -2,11 +2,15 @@
 
 One claim statement takes up to ``min(free slots, claim_batch_size)`` jobs. The fetcher claims
 again at once while claims come back full, and sleeps only once the queue is drained: until the
-waker reports a new job, a retry this process wrote falls due (``retries_due``, an ``Alarm``
-that calls ``wake``), or
+waker reports a new job, a retry this process wrote or a delayed job the waker announced falls
+due (``jobs_due``, an ``Alarm`` that calls ``wake``), or
 ``poll_interval`` passes. A claim that fails is retried with backoff; the first that succeeds
 after failures calls ``on_recovered`` (the waker reconnects at once instead of at the end of its
 own backoff).
+
+A job enqueued with a due time in the future is announced in its notification: the fetcher sets
+the alarm for that moment. At start, and when the LISTEN connection comes back, it looks up the
+next due time of its queues once, for announcements it may have missed.
 
 A claimed job whose payload cannot be decoded is not handed to a worker: it fails alone, at once,
 and the rest of its batch runs.
@@ -15,6 +19,7 @@ and the rest of its batch runs.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -50,7 +55,7 @@ class Fetcher:
         held: HeldJobs,
         handoff: Handoff[Job | None],
         recorder: Recorder,
-        retries_due: Alarm,
+        jobs_due: Alarm,
         on_recovered: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
@@ -64,16 +69,29 @@ class Fetcher:
         self._on_recovered = on_recovered
         self._wake = asyncio.Event()
         # Rings (through ``wake``) when a retry this process wrote falls due.
-        self._retries_due = retries_due
+        self._jobs_due = jobs_due
         self._stopping = False
+        # Look up when the next waiting job falls due, after the next claim: at start, and
+        # whenever notifications may have been missed (the LISTEN connection came back).
+        self._look_ahead = True
 
     def wake(self) -> None:
         self._wake.set()
 
+    def look_ahead(self) -> None:
+        """Notifications may have been missed: find the next due time after the next claim."""
+        self._look_ahead = True
+        self._wake.set()
+
+    def wake_at(self, epoch_seconds: float) -> None:
+        """Wake when a job announced as due at ``epoch_seconds`` falls due."""
+        if not self._stopping:
+            self._jobs_due.ring_in(epoch_seconds - time.time())
+
     def stop(self) -> None:
         """Claim no more; ``run`` returns once an in-flight claim is done."""
         self._stopping = True
-        self._retries_due.cancel()
+        self._jobs_due.cancel()
         self._wake.set()
         self._held.slot_free.set()
 
@@ -113,7 +131,19 @@ class Fetcher:
             if undecodable:
                 self._fail_undecodable(undecodable)
             if len(jobs) + len(undecodable) < wanted:
+                if self._look_ahead:
+                    await self._set_alarm_for_next_due()
                 await self._sleep_until_woken(config.poll_interval)
+
+    async def _set_alarm_for_next_due(self) -> None:
+        try:
+            due = await self._store.next_due_at(self._queues, self._job_types)
+        except Exception as exc:
+            log.warning("next_due_lookup_failed", error=describe_error(exc))
+            return
+        self._look_ahead = False
+        if due is not None:
+            self.wake_at(due)
 
     def accept(self, jobs: list[Job]) -> None:
         """Hand claimed jobs to the workers."""

@@ -191,6 +191,11 @@ class JobStore:
         status = await self.runner.execute(SQL.prune_finished_jobs, state, older_than, limit)
         return int(status.rsplit(" ", 1)[-1])
 
+    async def next_due_at(self, queues: Sequence[str], job_types: Sequence[str]) -> float | None:
+        """Epoch seconds when the earliest waiting job of these queues and types falls due."""
+        due = await self.runner.fetchval(SQL.next_due_at, queues, job_types)
+        return None if due is None else float(due)
+
     async def waiting_unknown_types(
         self, queues: Sequence[str], job_types: Sequence[str], waited: float, sample: int
     ) -> list[tuple[str, str, int, float]]:

@@ -19,6 +19,7 @@ write every pending outcome, and report those that could not be written (``unwri
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import time
@@ -63,6 +64,17 @@ SIDE_TASK_HEALTHY_RUN = 60.0
 UNWRITTEN_IDS_LOGGED = 100
 
 
+def parse_wake_payload(payload: str) -> tuple[str, float | None]:
+    """``(queue name, due time as epoch seconds or None)`` of a jobs-channel notification."""
+    if payload.startswith("{"):
+        try:
+            data = json.loads(payload)
+            return str(data["queue"]), float(data["run_at"])
+        except (ValueError, KeyError, TypeError):
+            pass  # a queue whose name starts with a brace
+    return payload, None
+
+
 def make_worker_id() -> str:
     """Unique per process start: host, pid and a random suffix (a restarted pod gets a new one)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -89,14 +101,14 @@ class Supervisor:
         self._held = held = HeldJobs()
         handoff: Handoff[Job | None] = Handoff()
         # Wakes the fetcher when a retry this process wrote falls due, not at the next poll.
-        retries_due = Alarm(lambda: self._fetcher.wake())
+        jobs_due = Alarm(lambda: self._fetcher.wake())
         self._completer = Completer(
             store,
             held,
             batch_size=config.completion_batch_size,
             flush_interval=config.completion_flush_interval,
             delete_completed=config.completed_retention == 0,
-            retries_due=retries_due,
+            jobs_due=jobs_due,
         )
         self._recorder = Recorder(
             held,
@@ -113,7 +125,7 @@ class Supervisor:
             held=held,
             handoff=handoff,
             recorder=self._recorder,
-            retries_due=retries_due,
+            jobs_due=jobs_due,
             on_recovered=self._database_back,
         )
         self._workers = Workers(
@@ -187,10 +199,20 @@ class Supervisor:
                 log.exception("task_failed_restarting", task=name, restart_in=round(delay, 2))
             await asyncio.sleep(delay)
 
-    def wake(self, queue_name: str = "") -> None:
-        """Called by the waker: a job may be waiting in ``queue_name`` ('' means any)."""
-        if not queue_name or queue_name in self.queues:
+    def wake(self, payload: str = "") -> None:
+        """Called by the waker with a notification's payload: a job may be waiting in a queue
+        ('' means any), or will be due at a moment (see ``wake_payload`` in queries.sql)."""
+        if not payload:
+            # The LISTEN connection (re)connected: announcements may have been missed.
+            self._fetcher.look_ahead()
+            return
+        queue_name, due = parse_wake_payload(payload)
+        if queue_name not in self.queues:
+            return
+        if due is None:
             self._fetcher.wake()
+        else:
+            self._fetcher.wake_at(due)
 
     def _database_back(self) -> None:
         if self._waker is not None:

@@ -42,6 +42,14 @@ SELECT version, name, applied_at FROM docko_schema_migrations ORDER BY version
 -- name: record_migration
 INSERT INTO docko_schema_migrations (version, name) VALUES ($1, $2)
 
+-- fragment: wake_payload
+-- The notification of queue `queue_name` whose earliest new job is due at `due`: the queue name
+-- alone when the job is due now, or {"queue": ..., "run_at": epoch seconds} when it is due later,
+-- so an idle daemon sets an alarm for that moment instead of waiting for its next poll.
+CASE WHEN due > now()
+     THEN json_build_object('queue', queue_name, 'run_at', date_part('epoch', due))::text
+     ELSE queue_name END
+
 -- name: enqueue_job
 -- One job; with a dedupe key matching an unfinished job nothing is inserted and no row returns.
 -- NOTIFY is delivered when the surrounding transaction commits, never on rollback.
@@ -53,13 +61,14 @@ WITH inserted AS (
     DO NOTHING
     RETURNING *
 ), notified AS (
-    SELECT count(pg_notify($9, inserted.queue_name)) AS notifications FROM inserted
+    SELECT count(pg_notify($9, {{wake_payload}})) AS notifications
+    FROM (SELECT queue_name, run_at AS due FROM inserted) AS job
 )
 SELECT {{job_columns}} FROM inserted, notified
 
 -- name: enqueue_jobs
 -- Many jobs in one statement (parallel arrays; a NULL run_at means now), each due $8 seconds
--- after its run_at. One NOTIFY per queue, not per job.
+-- after its run_at. One NOTIFY per queue, not per job, naming the earliest due time.
 WITH inserted AS (
     INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at)
     SELECT gen_random_uuid(), item.queue_name, item.job_type, item.payload::json, item.priority,
@@ -67,10 +76,10 @@ WITH inserted AS (
     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::timestamptz[])
          WITH ORDINALITY AS item(queue_name, job_type, payload, priority, max_attempts, run_at, position)
     ORDER BY item.position
-    RETURNING id, queue_name
+    RETURNING id, queue_name, run_at
 ), notified AS (
-    SELECT count(pg_notify($7, queues.queue_name)) AS notifications
-    FROM (SELECT DISTINCT queue_name FROM inserted) AS queues
+    SELECT count(pg_notify($7, {{wake_payload}})) AS notifications
+    FROM (SELECT queue_name, min(run_at) AS due FROM inserted GROUP BY queue_name) AS queues
 )
 SELECT inserted.id FROM inserted, notified
 
@@ -252,3 +261,15 @@ WHERE head.job_type <> ALL($2::text[])
   AND head.run_at <= now() - make_interval(secs => $3::float8)
 GROUP BY head.queue_name, head.job_type
 ORDER BY head.queue_name, head.job_type
+
+-- name: next_due_at
+-- When the earliest job not yet due in the served queues $1, of the job types $2, falls due (epoch
+-- seconds; NULL when there is none). Run when a daemon starts and when its LISTEN connection
+-- (re)connects, for jobs whose notification it may have missed: it reads every waiting job of
+-- those queues, so never per claim.
+SELECT date_part('epoch', min(jobs.run_at))
+FROM docko_jobs AS jobs
+WHERE jobs.state = 'available'
+  AND jobs.queue_name = ANY($1::text[])
+  AND jobs.job_type = ANY($2::text[])
+  AND jobs.run_at > now()

@@ -1,0 +1,67 @@
+"""Delayed jobs start when due, not at the next poll: the notification names the due time and an
+idle daemon sets its alarm for it; at start it looks the next due time up itself."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import asyncpg
+
+from docko_worker import Config, Job, JobState, Queue
+from docko_worker.store import NOTIFY_CHANNEL
+from docko_worker.supervisor import parse_wake_payload
+from tests.integration.support import running_queue, supervisor_of, wait_for_state, wait_until
+
+# Far longer than the tests wait: a job that runs did not wait for a poll.
+SLOW_POLL = 600.0
+
+
+async def test_a_delayed_job_runs_when_due_on_an_idle_daemon_polling_rarely(
+    make_config: Callable[..., Config],
+) -> None:
+    ran: list[Job] = []
+
+    async def record(job: Job) -> None:
+        ran.append(job)
+
+    config = make_config(poll_interval=SLOW_POLL, listen=True)
+    async with running_queue(config, {"ocr": record}) as queue:
+        waker = supervisor_of(queue).waker
+        assert waker is not None
+        await asyncio.wait_for(waker.connected.wait(), 10)
+        single = await queue.enqueue("default", "ocr", {"n": 1}, delay=0.5)
+        [bulk] = await queue.enqueue_many("default", "ocr", [{"n": 2}], delay=0.7)
+        await wait_for_state(queue, single.id, JobState.COMPLETED, timeout=15)
+        await wait_for_state(queue, bulk, JobState.COMPLETED, timeout=15)
+    assert [job.payload["n"] for job in ran] == [1, 2]
+
+
+async def test_a_job_delayed_before_the_daemon_started_runs_when_due(
+    make_config: Callable[..., Config],
+) -> None:
+    async def record(job: Job) -> None:
+        return None
+
+    config = make_config(poll_interval=SLOW_POLL, listen=True)
+    async with await Queue.connect(config) as producer:
+        job = await producer.enqueue("default", "ocr", {}, delay=1.5)
+    async with running_queue(config, {"ocr": record}) as queue:
+        await wait_for_state(queue, job.id, JobState.COMPLETED, timeout=15)
+
+
+async def test_the_notification_names_a_future_due_time(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    payloads: list[str] = []
+    await db.add_listener(NOTIFY_CHANNEL, lambda *args: payloads.append(args[3]))
+    now = await queue.enqueue("documents", "ocr", {})
+    later = await queue.enqueue("documents", "ocr", {}, delay=30)
+    await queue.enqueue_many("mail", "ocr", [{}, {}], delay=60)
+    await wait_until(lambda: len(payloads) == 3, message="three notifications")
+    parsed = [parse_wake_payload(payload) for payload in payloads]
+    assert parsed[0] == ("documents", None)
+    assert parsed[1] == ("documents", later.run_at.timestamp())
+    assert parsed[2][0] == "mail" and parsed[2][1] is not None
+    assert parsed[2][1] > now.run_at.timestamp() + 59
+    assert parse_wake_payload("{not json") == ("{not json", None)
