@@ -76,7 +76,11 @@ _BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _TOO_MANY_DIGITS = re.compile(rf"(?<![0-9])[0-9]{{{DAEMON_INT_DIGITS + 1}}}")
 # Brackets a text needs to be nested deeper than the limit: one opening, one closing per level.
 _SHORTEST_TOO_DEEP = 2 * (MAX_PAYLOAD_DEPTH + 1)
-assert DAEMON_INT_DIGITS > _SHORTEST_TOO_DEEP
+# Texts at least this long are looked at with memchr-speed searches before any scan: a long text
+# is mostly strings, which a scan reads character by character. Shorter ones can be neither too
+# deep nor hold too long an integer.
+_LONG_TEXT = 512
+assert _LONG_TEXT <= _SHORTEST_TOO_DEEP < DAEMON_INT_DIGITS
 # Payloads per key scan in ``encode_payloads``: as many as one message of bulk enqueue's COPY.
 _KEY_SCAN_BATCH = 256
 
@@ -84,7 +88,7 @@ _KEY_SCAN_BATCH = 256
 def encode_payload(payload: Any) -> str:
     """The payload as compact JSON text, or ``PayloadError`` before anything is written."""
     text = _encode(payload)
-    if _find_converted_key(text) is not None:
+    if len(text) < _LONG_TEXT and _find_converted_key(text) is not None:
         _check_keys(payload)
     return text
 
@@ -92,22 +96,25 @@ def encode_payload(payload: Any) -> str:
 def encode_payloads(payloads: Sequence[Any]) -> Iterator[str]:
     """``encode_payload`` of each payload, in order, encoded lazily a batch at a time.
 
-    The key scan runs once over each batch's texts: its per-call cost, most of its cost for a
-    small payload, is shared by the batch. (A newline, which encoded JSON never contains, keeps
-    one text's end from forming a key with the next one's start.)
+    The key scan of a batch's short texts runs once over all of them: its per-call cost, most of
+    its cost for a small payload, is shared by the batch. (A newline, which encoded JSON never
+    contains, keeps one text's end from forming a key with the next one's start.)
     """
     for start in range(0, len(payloads), _KEY_SCAN_BATCH):
         batch = payloads[start : start + _KEY_SCAN_BATCH]
         texts = list(map(_encode, batch))
-        if _find_converted_key("\n".join(texts)) is not None:
+        short = texts
+        if max(map(len, texts)) >= _LONG_TEXT:  # long texts were checked whole by _encode
+            short = [text for text in texts if len(text) < _LONG_TEXT]
+        if _find_converted_key("\n".join(short)) is not None:
             for payload, text in zip(batch, texts, strict=True):
-                if _find_converted_key(text) is not None:
+                if len(text) < _LONG_TEXT and _find_converted_key(text) is not None:
                     _check_keys(payload)
         yield from texts
 
 
 def _encode(payload: Any) -> str:
-    """The payload as JSON text, checked for all but colliding keys."""
+    """The payload as JSON text, checked but for the key scan of a short text."""
     try:
         text = _ENCODER.encode(payload) if _C_ENCODE is None else "".join(_C_ENCODE(payload, 0))
     except (TypeError, ValueError) as exc:
@@ -123,11 +130,26 @@ def _encode(payload: Any) -> str:
             raise PayloadError(
                 "payload contains text that is not valid Unicode (a lone surrogate)"
             ) from None
-    if len(text) >= _SHORTEST_TOO_DEEP:  # shorter texts can be neither too deep nor too long
-        _check_depth(text)
-        if len(text) > DAEMON_INT_DIGITS and _int_digits_raised():
-            _check_int_digits(text)
+    if len(text) >= _LONG_TEXT:  # shorter texts can be neither too deep nor too long
+        _check_long_text(payload, text)
     return text
+
+
+def _check_long_text(payload: Any, text: str) -> None:
+    """Depth, digits and keys of a long text, which is mostly strings: scanned only if need be."""
+    if text.find("{", 1) < 0 and text.find("[", 1) < 0:  # (memchr) nothing nested: depth 1
+        if isinstance(payload, dict):  # the only object there is
+            try:
+                "".join(payload)
+            except TypeError:  # a key that is not a string
+                _check_keys(payload)
+    else:
+        if len(text) >= _SHORTEST_TOO_DEEP:
+            _check_depth(text)
+        if _find_converted_key(text) is not None:
+            _check_keys(payload)
+    if len(text) > DAEMON_INT_DIGITS and _int_digits_raised():
+        _check_int_digits(text)
 
 
 def _check_depth(text: str) -> None:

@@ -114,6 +114,34 @@ def test_bulk_encoding_refuses_a_collision_in_a_late_batch() -> None:
         list(encode_payloads(payloads))
 
 
+LONG = "x" * 1500  # makes a text long enough for the checks that look before they scan
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {1: LONG, "1": "b"},
+        {"pad": LONG, "in": {2: "a", "2": "b"}},
+        [LONG, {3: "a", "3": "b"}],
+        {"{": LONG, None: 1, "null": 2},  # a brace in a string, nothing nested
+    ],
+    ids=["flat", "nested", "in a list", "brace in a key"],
+)
+def test_collisions_in_long_texts_are_refused(payload: Any) -> None:
+    with pytest.raises(PayloadError, match="keys"):
+        encode_payload(payload)
+    with pytest.raises(PayloadError, match="keys"):
+        list(encode_payloads([{"short": 1}, payload]))
+
+
+def test_a_batch_of_long_and_short_texts_is_checked_throughout() -> None:
+    payloads: list[Any] = [{"n": 1}, {1: LONG}, {"pad": LONG, "in": {2: "a"}}, {"s": 1, 4: "a"}]
+    payloads += [[LONG, 1], {"s": LONG}]
+    assert list(encode_payloads(payloads)) == [encode_payload(p) for p in payloads]
+    with pytest.raises(PayloadError, match="keys 5 and '5'"):
+        list(encode_payloads([*payloads, {5: "a", "5": "b"}]))
+
+
 # Depth
 
 
