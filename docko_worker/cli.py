@@ -13,8 +13,11 @@ import json
 import re
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from itertools import islice
+from typing import Any, NoReturn
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -23,9 +26,17 @@ from . import __version__
 from .config import Config, load_config, settings_reference, unknown_env_vars
 from .daemon import remember_early_signals, run_async, run_daemon
 from .dsn import describe_connection_error, hide_secrets, redact_dsn
-from .errors import DockoError
+from .errors import DockoError, PayloadError
+from .health import check_health_file, check_max_age
 from .logs import configure_logging
 from .migrations import migrate, pending_migrations
+from .payloads import (
+    check_max_attempts,
+    check_priority,
+    check_schedule,
+    check_text,
+    encode_payload,
+)
 from .pool import CONNECT_ERRORS, connect
 from .queue import Queue
 from .registry import ENTRY_POINT_GROUP, HandlerRegistry
@@ -92,19 +103,37 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_cmd.add_argument(
         "--check", action="store_true", help="only report pending migrations; exit 1 if any"
     )
-    enqueue = add("enqueue", "Enqueue one job and print its id.")
+    enqueue = add(
+        "enqueue",
+        "Enqueue one job and print its id; with JSON '-', one job per line of standard input "
+        "(JSON lines, blank lines skipped), all in one transaction, and print how many.",
+    )
     enqueue.add_argument("queue", metavar="QUEUE", help="queue name")
     enqueue.add_argument("job_type", metavar="TYPE", help="job type (the handler's name)")
-    enqueue.add_argument("payload", metavar="JSON", help="payload, as JSON")
+    enqueue.add_argument(
+        "payload", metavar="JSON", help="payload, as JSON; '-' reads one payload per line of stdin"
+    )
     enqueue.add_argument("--priority", type=int, default=0, help="lower runs first (default 0)")
-    enqueue.add_argument("--delay", type=float, default=None, help="seconds before it is due")
+    enqueue.add_argument(
+        "--delay", type=float, default=None, help="seconds before it is due (or after --run-at)"
+    )
+    enqueue.add_argument(
+        "--run-at",
+        type=_aware_time,
+        default=None,
+        metavar="TIME",
+        help="when it is due: ISO 8601 with a UTC offset, e.g. 2030-01-31T08:00:00+01:00",
+    )
     enqueue.add_argument("--max-attempts", type=int, default=None, help="attempts before failing")
     enqueue.add_argument("--dedupe-key", default=None, help="return the unfinished job holding it")
+    enqueue.add_argument(
+        "--ids", action="store_true", help="with '-': print each job's id, in input order"
+    )
     stats = add("stats", "Show job counts per queue, job type and state.")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     health = add("healthcheck", "Exit 0 if the daemon touched DOCKO_HEALTH_FILE recently.")
     health.add_argument(
-        "--max-age", type=float, default=30.0, help="seconds before the file is stale (30)"
+        "--max-age", type=_max_age, default=30.0, help="seconds before the file is stale (30)"
     )
     demo = add(
         "demo",
@@ -211,29 +240,120 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return run_async(run)
 
 
+# Lines of standard input per ``enqueue_many`` call of ``enqueue ... -``.
+STDIN_CHUNK = 5000
+
+
+def _aware_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no UTC offset: add one, e.g. {text}+00:00 or {text}Z"
+        )
+    return value
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UsageError(f"{what} is nested too deeply to decode") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what} is not valid JSON: {exc}") from None
+    except ValueError:  # an integer beyond Python's int string limit
+        raise UsageError(
+            f"{what} has an integer of more than {sys.get_int_max_str_digits()} digits"
+        ) from None
+
+
 def cmd_enqueue(args: argparse.Namespace) -> int:
     config = _configured()
     config.require_database_url()
-    try:
-        payload = json.loads(args.payload)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"JSON argument is not valid JSON: {exc}") from None
+    # Checked before connecting: a mistake is a usage error whether or not the database answers.
+    for name, value in [("queue_name", args.queue), ("job_type", args.job_type)]:
+        check_text(name, value)
+    if args.dedupe_key is not None:
+        check_text("dedupe_key", args.dedupe_key)
+    run_at, delay = check_schedule(args.run_at, args.delay)
+    options: dict[str, Any] = {
+        "run_at": run_at,
+        "delay": delay,
+        "priority": check_priority(args.priority),
+        "max_attempts": args.max_attempts,
+    }
+    if args.max_attempts is not None:
+        check_max_attempts(args.max_attempts)
+    if args.payload == "-":
+        if args.dedupe_key is not None:
+            raise UsageError("--dedupe-key applies to one job, not to JSON lines from stdin")
+        if sys.stdin is None:
+            raise UsageError("JSON '-' reads standard input, and this process has none")
+        return run_async(lambda: _enqueue_lines(config, args, options, sys.stdin.buffer))
+    if args.ids:
+        raise UsageError("--ids applies to JSON lines from stdin (JSON '-')")
+    payload = _parse_json(args.payload, "JSON argument")
+    encode_payload(payload)
 
     async def run() -> int:
         async with await Queue.connect(config) as queue:
             job = await queue.enqueue(
-                args.queue,
-                args.job_type,
-                payload,
-                priority=args.priority,
-                delay=args.delay,
-                max_attempts=args.max_attempts,
-                dedupe_key=args.dedupe_key,
+                args.queue, args.job_type, payload, dedupe_key=args.dedupe_key, **options
             )
         print(job.id)
         return 0
 
     return run_async(run)
+
+
+async def _enqueue_lines(
+    config: Config, args: argparse.Namespace, options: dict[str, Any], lines: Iterable[bytes]
+) -> int:
+    """One job per non-blank line, ``STDIN_CHUNK`` per ``enqueue_many``, in one transaction.
+
+    A line that is not a payload is named by its number; the transaction then rolls back, so
+    nothing is written. Ids are printed only once the transaction committed.
+    """
+    numbered = ((number, line) for number, line in enumerate(lines, start=1) if line.strip())
+    ids: list[UUID] = []
+    async with (
+        await Queue.connect(config) as queue,
+        queue.pool.acquire() as conn,
+        conn.transaction(),
+    ):
+        while chunk := list(islice(numbered, STDIN_CHUNK)):
+            payloads = [_payload_line(number, line) for number, line in chunk]
+            try:
+                ids += await queue.enqueue_many(
+                    args.queue, args.job_type, payloads, conn=conn, **options
+                )
+            except PayloadError as exc:
+                raise _first_bad_line(chunk, payloads) or exc from None
+    if args.ids:
+        sys.stdout.write("".join(f"{job_id}\n" for job_id in ids))
+    else:
+        print(len(ids))
+    return 0
+
+
+def _payload_line(number: int, line: bytes) -> Any:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"line {number} of stdin is not UTF-8 text") from None
+    return _parse_json(text, f"line {number} of stdin")
+
+
+def _first_bad_line(chunk: list[tuple[int, bytes]], payloads: list[Any]) -> UsageError | None:
+    """The first line of ``chunk`` whose payload cannot be enqueued, as a usage error."""
+    for (number, _), payload in zip(chunk, payloads, strict=True):
+        try:
+            encode_payload(payload)
+        except PayloadError as exc:
+            return UsageError(f"line {number} of stdin: {exc}")
+    return None
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -268,9 +388,14 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
     return "\n".join(line.rstrip() for line in lines)
 
 
-def cmd_healthcheck(args: argparse.Namespace) -> int:
-    from .health import check_health_file
+def _max_age(text: str) -> float:
+    try:
+        return check_max_age(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
     config = load_config()
     if not config.health_file:
         raise DockoError("DOCKO_HEALTH_FILE is not set: the daemon keeps no health file")

@@ -7,6 +7,7 @@ event loop stops turning (a hung or blocked daemon), which is what a liveness pr
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from pathlib import Path
 
@@ -17,8 +18,20 @@ from .errors import describe_error
 log = structlog.get_logger("docko_worker.health")
 
 
+def check_max_age(max_age: float) -> float:
+    """``max_age`` if it is a finite number of seconds above zero, else ``ValueError``.
+
+    NaN compares false with every age and infinity exceeds none: either would call a daemon
+    that stopped long ago healthy.
+    """
+    if not (math.isfinite(max_age) and max_age > 0):
+        raise ValueError(f"the maximum age must be a positive number of seconds, got {max_age!r}")
+    return max_age
+
+
 def check_health_file(path: str, max_age: float) -> tuple[bool, str]:
     """Whether ``path`` was touched within ``max_age`` seconds, and a one-line reason."""
+    check_max_age(max_age)
     try:
         age = time.time() - Path(path).stat().st_mtime
     except FileNotFoundError:

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -29,9 +26,17 @@ import structlog
 
 from .config import Config, load_config
 from .db import Pool, Runner
-from .errors import DockoError, PayloadError
+from .errors import DockoError
 from .job import Job
 from .migrations import Migration, migrate
+from .payloads import (
+    check_max_attempts,
+    check_priority,
+    check_schedule,
+    check_text,
+    encode_payload,
+    encode_payloads,
+)
 from .pool import connect, create_pool, wait_for_pool
 from .recorder import Counters
 from .registry import Handler, HandlerRegistry
@@ -46,69 +51,6 @@ POOL_CLOSE_GRACE = 10.0
 
 # Attempts to resolve a dedupe conflict whose holder finished between insert and look-up.
 _DEDUPE_RETRIES = 5
-
-
-# One encoder for every payload: json.dumps with options builds a new one per call.
-_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-# The C encoder behind it, built once: ``JSONEncoder.encode`` builds it anew on every call, which
-# is most of the cost of the small payloads jobs carry. No circular-reference markers: a marker
-# table shared across calls keeps stale entries after an error, so a cycle is caught as
-# RecursionError instead.
-_C_ENCODE = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(
-        None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, False
-    )
-)
-
-
-def encode_payload(payload: Any) -> str:
-    """The payload as JSON text, or ``PayloadError`` before anything is written."""
-    try:
-        text = _ENCODER.encode(payload) if _C_ENCODE is None else "".join(_C_ENCODE(payload, 0))
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"payload is not JSON-serializable: {exc}") from None
-    except RecursionError:
-        raise PayloadError(
-            "payload is not JSON-serializable: it contains itself or is nested too deeply"
-        ) from None
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise PayloadError(
-            "payload contains text that is not valid Unicode (a lone surrogate)"
-        ) from None
-    return text
-
-
-def _check_text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise DockoError(f"{name} must be a non-empty string, got {value!r}")
-    if "\x00" in value:
-        raise DockoError(f"{name} must not contain a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DockoError(f"{name} must be valid Unicode text (it has a lone surrogate)") from None
-    return value
-
-
-def _delay_seconds(delay: float | timedelta | None) -> float:
-    if delay is None:
-        return 0.0
-    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise DockoError(f"delay must be a non-negative number of seconds, got {delay!r}")
-    return seconds
-
-
-def _check_run_at(run_at: datetime | None) -> datetime | None:
-    if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
-        raise DockoError("run_at must be a timezone-aware datetime")
-    return run_at
 
 
 class Queue:
@@ -196,16 +138,17 @@ class Queue:
         payload_json = encode_payload(payload)
         attempts = self._max_attempts(max_attempts)
         if dedupe_key is not None:
-            _check_text("dedupe_key", dedupe_key)
+            check_text("dedupe_key", dedupe_key)
+        start, seconds = check_schedule(run_at, delay)
         insert = partial(
             self._store.enqueue_job,
-            queue_name=_check_text("queue_name", queue_name),
-            job_type=_check_text("job_type", job_type),
+            queue_name=check_text("queue_name", queue_name),
+            job_type=check_text("job_type", job_type),
             payload_json=payload_json,
-            priority=int(priority),
+            priority=check_priority(priority),
             max_attempts=attempts,
-            run_at=_check_run_at(run_at),
-            delay=_delay_seconds(delay),
+            run_at=start,
+            delay=seconds,
             dedupe_key=dedupe_key,
             conn=conn,
         )
@@ -240,10 +183,10 @@ class Queue:
         items = list(payloads)
         if not items:
             return []
-        _check_text("queue_name", queue_name)
-        _check_text("job_type", job_type)
-        start = _check_run_at(run_at)
-        seconds = _delay_seconds(delay)
+        check_text("queue_name", queue_name)
+        check_text("job_type", job_type)
+        start, seconds = check_schedule(run_at, delay)
+        rank = check_priority(priority)
         attempts = self._max_attempts(max_attempts)
         if start is None and seconds == 0:
             # Encoded while the COPY streams; a payload that cannot be encoded rolls the whole
@@ -251,19 +194,19 @@ class Queue:
             return await self._store.copy_jobs(
                 queue_name=queue_name,
                 job_type=job_type,
-                payloads_json=map(encode_payload, items),
+                payloads_json=encode_payloads(items),
                 count=len(items),
-                priority=int(priority),
+                priority=rank,
                 max_attempts=attempts,
                 conn=conn,
             )
-        encoded = [encode_payload(payload) for payload in items]
+        encoded = list(encode_payloads(items))
         count = len(encoded)
         return await self._store.enqueue_jobs(
             queue_names=[queue_name] * count,
             job_types=[job_type] * count,
             payloads_json=encoded,
-            priorities=[int(priority)] * count,
+            priorities=[rank] * count,
             max_attempts=[attempts] * count,
             run_ats=[start] * count,
             delay=seconds,
@@ -271,10 +214,9 @@ class Queue:
         )
 
     def _max_attempts(self, max_attempts: int | None) -> int:
-        attempts = self.config.max_attempts if max_attempts is None else int(max_attempts)
-        if attempts < 1:
-            raise DockoError(f"max_attempts must be at least 1, got {max_attempts!r}")
-        return attempts
+        return check_max_attempts(
+            self.config.max_attempts if max_attempts is None else max_attempts
+        )
 
     async def get_job(self, job_id: UUID | str) -> Job | None:
         return await self._store.get_job(UUID(str(job_id)))

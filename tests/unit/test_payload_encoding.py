@@ -1,4 +1,4 @@
-"""``docko_worker.queue.encode_payload``: what a job payload may be, checked before any write."""
+"""``docko_worker.payloads.encode_payload``: what a job payload may be, checked before any write."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from docko_worker import DockoError, PayloadError
-from docko_worker.queue import encode_payload
+from docko_worker.payloads import encode_payload
 
 
 class Opaque:
