@@ -104,6 +104,12 @@ class Config(BaseSettings):
     log_format: Literal["json", "console"] | None = Field(
         default=None, description="json or console; default console on a TTY, JSON otherwise."
     )
+    thread_pool_size: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Threads that run plain-def (sync) handlers: at most this many at once.",
+    )
 
     @field_validator("database_url")
     @classmethod
