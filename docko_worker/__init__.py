@@ -7,12 +7,21 @@ from .config import Config, load_config
 from .errors import (
     ConfigError,
     DockoError,
+    LeaseLost,
     MigrationError,
     PayloadError,
     PermanentError,
     RegistryError,
 )
 from .job import Job, JobState
+from .producers import (
+    complete,
+    complete_async,
+    enqueue,
+    enqueue_async,
+    enqueue_many,
+    enqueue_many_async,
+)
 from .queue import Queue
 from .registry import ENTRY_POINT_GROUP, HandlerRegistry, handler_options
 from .retry import next_retry_delay
@@ -25,11 +34,18 @@ __all__ = [
     "HandlerRegistry",
     "Job",
     "JobState",
+    "LeaseLost",
     "MigrationError",
     "PayloadError",
     "PermanentError",
     "Queue",
     "RegistryError",
+    "complete",
+    "complete_async",
+    "enqueue",
+    "enqueue_async",
+    "enqueue_many",
+    "enqueue_many_async",
     "handler_options",
     "load_config",
     "next_retry_delay",
