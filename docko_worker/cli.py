@@ -51,6 +51,7 @@ configuration (environment variables; durations in seconds):
   DOCKO_HEALTH_FILE       file touched while healthy, read by `healthcheck`
   DOCKO_LOG_LEVEL         debug | info | warning | error (default: info)
   DOCKO_LOG_FORMAT        json | console (default: console on a TTY, json otherwise)
+  DOCKO_THREAD_POOL_SIZE  threads for plain-def (sync) handlers (default: 16)
 The README lists every setting.
 """
 
