@@ -9,6 +9,7 @@ from .config import Config, load_config
 from .errors import (
     ConfigError,
     DockoError,
+    LeaseLost,
     MigrationError,
     PayloadError,
     PermanentError,
@@ -16,6 +17,14 @@ from .errors import (
 )
 from .job import Job, JobState
 from .logs import configure_logging
+from .producers import (
+    complete,
+    complete_async,
+    enqueue,
+    enqueue_async,
+    enqueue_many,
+    enqueue_many_async,
+)
 from .queue import Queue
 from .registry import ENTRY_POINT_GROUP, HandlerRegistry, handler_options
 from .retry import next_retry_delay
@@ -28,12 +37,19 @@ __all__ = [
     "HandlerRegistry",
     "Job",
     "JobState",
+    "LeaseLost",
     "MigrationError",
     "PayloadError",
     "PermanentError",
     "Queue",
     "RegistryError",
+    "complete",
+    "complete_async",
     "configure_logging",
+    "enqueue",
+    "enqueue_async",
+    "enqueue_many",
+    "enqueue_many_async",
     "handler_options",
     "load_config",
     "next_retry_delay",

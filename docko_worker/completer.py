@@ -6,6 +6,11 @@ with one statement per kind, flushing when ``completion_batch_size`` outcomes wa
 with; an outcome the database refuses (the lease was lost and the job moved on) is logged and
 dropped. What was written, or refused, leaves the process's ``HeldJobs``.
 
+A job whose handler completed it in its own transaction (``docko_worker.complete``, which marks
+the ``Job``) still has its outcome written, under the same guard: if the handler's transaction
+committed, the job is no longer running and the write is refused, which is expected and not
+logged (``FlushResult.completed_in_transaction``); if it rolled back, the write lands.
+
 One bad outcome never holds up the others. A write that fails for a reason of the moment (the
 database gone, a lock timeout) is retried with backoff, keeping its outcomes: until it lands, their
 jobs stay leased to this process, and if the process dies they run again after their lease. A write
@@ -88,6 +93,8 @@ class FlushResult:
     written: int = 0
     refused: int = 0
     rejected: int = 0
+    # Refused because the handler's own transaction had completed the job.
+    completed_in_transaction: int = 0
 
 
 class Completer:
@@ -213,6 +220,7 @@ class Completer:
             self.totals.written += result.written
             self.totals.refused += result.refused
             self.totals.rejected += result.rejected
+            self.totals.completed_in_transaction += result.completed_in_transaction
             if len(self._pending) < self._max_pending:
                 self._has_room.set()
 
@@ -310,7 +318,11 @@ class Completer:
         result.written += len(done)
         if len(done) != len(jobs):
             for job in jobs:
-                if job.id not in done:
+                if job.id in done:
+                    continue
+                if job.completed_in_transaction:
+                    result.completed_in_transaction += 1
+                else:
                     result.refused += 1
                     log.warning(
                         "outcome_refused_lease_lost",

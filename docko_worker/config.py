@@ -180,6 +180,12 @@ class Config(BaseSettings):
         description="Log each completed job at info (job_completed, with its duration); off by "
         "default, as a line per job costs throughput.",
     )
+    thread_pool_size: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Threads that run plain-def (sync) handlers: at most this many at once.",
+    )
 
     _duplicate_queues: list[str] = PrivateAttr(default_factory=list)
 

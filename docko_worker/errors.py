@@ -4,7 +4,8 @@ DockoError
 ├── ConfigError          bad configuration (the CLI exits 2)
 ├── RegistryError        a handler that will not load, or two handlers for one job type
 ├── PayloadError         a payload that is not JSON (raised before anything is written)
-└── MigrationError       the schema could not be brought up to date
+├── MigrationError       the schema could not be brought up to date
+└── LeaseLost            a transactional completion whose attempt no longer holds the job
 
 PermanentError           raised by a handler: fail the job now, do not retry
 
@@ -37,6 +38,11 @@ class PayloadError(DockoError, ValueError):
 
 class MigrationError(DockoError):
     """The database schema could not be migrated."""
+
+
+class LeaseLost(DockoError):
+    """``complete(conn, job)``: this attempt no longer holds the job (its lease expired and another
+    attempt claimed it, or it already finished). Let the caller's transaction roll back."""
 
 
 class PermanentError(Exception):

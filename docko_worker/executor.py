@@ -10,6 +10,10 @@ A handler that ignores the cancellation is abandoned ``CANCEL_GRACE`` seconds la
 recorded then (a failed attempt after a timeout, ``cancelled`` after a cancel request), its worker
 slot goes to a new worker, and its coroutine runs on detached (Python cannot stop it), its result
 ignored.
+
+A plain-``def`` handler runs the same way, in a thread of ``HandlerThreads``: only its invocation
+differs (``_call``). Cancelled, its run ends at once and its thread is abandoned (see
+``threads.py``), so it is never abandoned by the watchdog.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, cast
 
 from .outcome import (
     COMPLETED,
@@ -35,6 +39,7 @@ from .outcome import (
 if TYPE_CHECKING:
     from .job import Job
     from .registry import RegisteredHandler
+    from .threads import HandlerThreads
 
 # Seconds a cancelled handler gets to unwind before it is abandoned.
 CANCEL_GRACE = 5.0
@@ -78,10 +83,12 @@ class Executor:
         policy: RetryPolicy,
         default_timeout: float | None,
         on_abandoned: Callable[[Execution, Outcome], None],
+        threads: HandlerThreads,
         cancel_grace: float = CANCEL_GRACE,
         rng: random.Random | None = None,
     ) -> None:
         self._policy = policy
+        self._threads = threads
         self._default_timeout = default_timeout
         self._on_abandoned = on_abandoned
         self._cancel_grace = cancel_grace
@@ -95,13 +102,13 @@ class Executor:
         outcome: Outcome
         try:
             if timeout is None:
-                await registered.handler(job)
+                await self._call(registered, job)
             else:
                 execution.watchdog = asyncio.get_running_loop().call_later(
                     timeout + self._cancel_grace, self._abandon_timed_out, execution, timeout
                 )
                 async with asyncio.timeout(timeout) as timer:
-                    await registered.handler(job)
+                    await self._call(registered, job)
             outcome = COMPLETED
         except BaseException as exc:  # every way a handler ends is an outcome
             if timer is not None and timer.expired() and execution.interruption is None:
@@ -114,6 +121,12 @@ class Executor:
         finally:
             self._end(execution)
         return None if execution.abandoned else outcome
+
+    def _call(self, registered: RegisteredHandler, job: Job) -> Awaitable[None]:
+        """The handler's run: its coroutine, or a plain def's run in a thread."""
+        if registered.is_async:
+            return cast("Awaitable[None]", registered.handler(job))
+        return self._threads.run(registered.handler, job)
 
     def _outcome_of_error(
         self, execution: Execution, error: BaseException, timeout: float | None

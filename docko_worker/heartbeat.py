@@ -4,7 +4,8 @@ It runs every ``heartbeat_interval`` (a third of the visibility timeout by defau
 frozen or disconnected process lets a lease expire. A job whose lease the statement did not extend
 is no longer this process's: ``lease_lost`` is logged and the job released, unless its outcome was
 already with the completer, whose guarded write then says what happened (a completion that landed
-between the heartbeat's snapshot and its statement is not a lost lease).
+between the heartbeat's snapshot and its statement is not a lost lease), and unless its handler
+completed it in its own transaction (``docko_worker.complete``), which ends the lease too.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ class Heartbeat:
         lost = [
             job
             for job in jobs
-            if job.id not in kept and held.holds(job) and not held.awaiting_write(job)
+            if job.id not in kept
+            and held.holds(job)
+            and not held.awaiting_write(job)
+            and not job.completed_in_transaction
         ]
         for job in lost:
             log.warning(

@@ -18,7 +18,7 @@ import os
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -155,10 +155,22 @@ class Job:
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     finished_at: datetime | None = None
+    # Set by ``docko_worker.complete(conn, job)``: this attempt marked the job completed inside
+    # the handler's own transaction. The daemon's own completion write for it then expects to
+    # be refused (that transaction committed) and says nothing; if it lands, the handler's
+    # transaction rolled back and the handler returned normally.
+    completed_in_transaction: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def is_last_attempt(self) -> bool:
         return self.attempt >= self.max_attempts
+
+    async def complete(self, conn: Any) -> None:
+        """``await docko_worker.complete_async(conn, self)``: complete this attempt of the job
+        inside ``conn``'s transaction, or raise ``LeaseLost``."""
+        from .producers import complete_async
+
+        await complete_async(conn, self)
 
     @classmethod
     def from_record(cls, record: Sequence[Any]) -> Job:

@@ -1,9 +1,11 @@
-"""The handler registry: job type -> async handler, filled in code or from entry points.
+"""The handler registry: job type -> handler, filled in code or from entry points.
 
+A handler is an ``async def`` (run on the event loop) or a plain ``def`` (run in the daemon's
+bounded pool of threads, see ``threads.py``); callable objects count by their ``__call__``.
 Entry points live in group ``docko_worker.handlers``; the entry point's name is the job type and
 its value the handler (``ocr = "acme_docs.handlers:ocr"``). An entry point that does not import, a
-value that is not an async callable, or two handlers for one job type raise ``RegistryError``
-naming the culprit.
+value that is not a function (a class, a generator function, anything not callable), or two
+handlers for one job type raise ``RegistryError`` naming the culprit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "docko_worker.handlers"
 
-Handler = Callable[["Job"], Awaitable[None]]
+# ``async def handler(job)`` or ``def handler(job)``.
+Handler = Callable[["Job"], Awaitable[None] | None]
 
 # Attribute a handler may carry to override DOCKO_JOB_TIMEOUT (see ``handler_options``).
 TIMEOUT_ATTRIBUTE = "__docko_timeout__"
@@ -33,6 +36,8 @@ class RegisteredHandler:
     handler: Handler
     timeout: float | None
     source: str
+    # False for a plain ``def``: it runs in a thread, never on the event loop.
+    is_async: bool = True
 
 
 def handler_options(*, timeout: float | None = None) -> Callable[[Handler], Handler]:
@@ -52,8 +57,16 @@ def _is_async_callable(obj: Any) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+def _is_function(obj: Any) -> bool:
+    """Something to call with a job: not a class, nor a function whose call runs nothing yet."""
+    if not callable(obj) or inspect.isclass(obj):
+        return False
+    call = obj if inspect.isroutine(obj) else getattr(obj, "__call__", obj)  # noqa: B004
+    return not (inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call))
+
+
 class HandlerRegistry:
-    """Maps job types to handlers; refuses duplicates and non-async handlers."""
+    """Maps job types to handlers; refuses duplicates and what is not a function."""
 
     def __init__(self) -> None:
         self._handlers: dict[str, RegisteredHandler] = {}
@@ -68,9 +81,10 @@ class HandlerRegistry:
     ) -> None:
         if not isinstance(job_type, str) or not job_type:
             raise RegistryError(f"job type must be a non-empty string, got {job_type!r}")
-        if not _is_async_callable(handler):
+        if not _is_function(handler):
             raise RegistryError(
-                f"handler for job type {job_type!r} ({source}) must be an async function"
+                f"handler for job type {job_type!r} ({source}) must be a function "
+                f"(async def, or a plain def run in a thread), not {type(handler).__name__}"
             )
         if job_type in self._handlers:
             existing = self._handlers[job_type]
@@ -81,7 +95,9 @@ class HandlerRegistry:
             timeout = getattr(handler, TIMEOUT_ATTRIBUTE, None)
         if timeout is not None and timeout <= 0:
             raise RegistryError(f"timeout for job type {job_type!r} must be positive")
-        self._handlers[job_type] = RegisteredHandler(job_type, handler, timeout, source)
+        self._handlers[job_type] = RegisteredHandler(
+            job_type, handler, timeout, source, is_async=_is_async_callable(handler)
+        )
 
     def load_entry_points(self, found: Iterable[EntryPoint] | None = None) -> list[str]:
         """Register every handler in the entry-point group; returns the job types added."""

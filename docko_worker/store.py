@@ -161,6 +161,13 @@ class JobStore:
         statement = SQL.delete_completed_jobs if delete else SQL.complete_jobs
         return await self._ids(statement, ids, attempts)
 
+    async def complete_job(
+        self, job_id: UUID, attempt: int, worker_id: str | None, conn: Runner | None = None
+    ) -> bool:
+        """Complete one job inside ``conn``'s transaction; False when that attempt lost it."""
+        row = await self._on(conn).fetchrow(SQL.complete_job, job_id, attempt, worker_id)
+        return row is not None
+
     async def retry_jobs(
         self,
         ids: Sequence[UUID],

@@ -137,6 +137,7 @@ class Supervisor:
             completer=self._completer,
             policy=RetryPolicy(config.base_retry_delay, config.max_retry_delay),
             default_timeout=config.job_timeout,
+            thread_pool_size=config.thread_pool_size,
         )
         self._heartbeat = Heartbeat(store, config, held, self.worker_id)
         self._waker = Waker(config, connect, self.wake) if config.listen and connect else None

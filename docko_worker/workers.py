@@ -8,7 +8,8 @@ slot, so capacity is never lost to a stuck handler.
 ``stop``: jobs claimed but not started are handed back at once; running jobs get
 ``shutdown_timeout`` seconds to finish; then their handlers are cancelled, and a handler that
 ignores that too is abandoned after ``CANCEL_GRACE``. Either way its job is handed back without
-spending the attempt.
+spending the attempt. A plain-``def`` handler's thread cannot be cancelled: its job is handed back
+at the deadline and the thread abandoned (it ends with the process).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .job import Job
 from .outcome import HANDED_BACK, Interruption, Outcome, RetryPolicy
 from .recorder import Recorder
 from .registry import HandlerRegistry
+from .threads import HandlerThreads
 
 log = structlog.get_logger("docko_worker.worker")
 
@@ -44,6 +46,7 @@ class Workers:
         completer: Completer,
         policy: RetryPolicy,
         default_timeout: float | None,
+        thread_pool_size: int,
         cancel_grace: float = CANCEL_GRACE,
     ) -> None:
         self._count = count
@@ -53,10 +56,12 @@ class Workers:
         self._recorder = recorder
         self._completer = completer
         self._cancel_grace = cancel_grace
+        self._threads = HandlerThreads(thread_pool_size)
         self._executor = Executor(
             policy=policy,
             default_timeout=default_timeout,
             on_abandoned=self._abandoned,
+            threads=self._threads,
             cancel_grace=cancel_grace,
         )
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -139,6 +144,12 @@ class Workers:
     async def stop(self, shutdown_timeout: float) -> None:
         """Graceful shutdown: see the module docstring."""
         self._stopping = True
+        try:
+            await self._stop(shutdown_timeout)
+        finally:
+            self._threads.close()
+
+    async def _stop(self, shutdown_timeout: float) -> None:
         for job in self._handoff.take_all():
             if job is not None:
                 self._recorder.record(job, HANDED_BACK)

@@ -83,6 +83,11 @@ WITH inserted AS (
 )
 SELECT inserted.id FROM inserted, notified
 
+-- name: copy_jobs
+-- The bulk enqueue's binary COPY on a psycopg connection (asyncpg builds the same from its
+-- arguments); the columns are copy_format.COPY_COLUMNS, in order.
+COPY docko_jobs (id, queue_name, job_type, payload, priority, max_attempts) FROM STDIN (FORMAT binary)
+
 -- name: notify_queue
 -- Wakes idle workers of queue $2 once the surrounding transaction commits (after a COPY).
 SELECT pg_notify($1, $2)
@@ -136,6 +141,15 @@ UPDATE docko_jobs AS jobs
 SET state = 'completed', finished_at = now(), updated_at = now(), lease_expires_at = NULL
 FROM unnest($1::uuid[], $2::integer[]) AS done(job_id, attempt)
 WHERE jobs.id = done.job_id AND jobs.attempt = done.attempt AND {{still_running}}
+RETURNING jobs.id
+
+-- name: complete_job
+-- Transactional completion, on the caller's connection inside the caller's transaction: only
+-- while the attempt that ran the handler, on the daemon that claimed it, still holds the job.
+-- No row returned means the lease was lost (or the job already finished).
+UPDATE docko_jobs AS jobs
+SET state = 'completed', finished_at = now(), updated_at = now(), lease_expires_at = NULL
+WHERE jobs.id = $1 AND jobs.attempt = $2 AND jobs.worker_id = $3 AND {{still_running}}
 RETURNING jobs.id
 
 -- name: delete_completed_jobs

@@ -22,6 +22,7 @@ from .adapters import SYSTEM_KEYS, System, make_systems
 from .chart import write_chart
 from .db import DEFAULT_DSN
 from .machine import describe
+from .producers import measure_producers
 from .report import add_summaries, write_json, write_markdown
 from .runner import run_million_kept, run_million_queued, run_system
 from .scenarios import Options
@@ -45,8 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--systems",
         default=",".join(SYSTEM_KEYS),
-        help="comma-separated: docko (both docko rows), docko-retain, pgqueuer (both "
+        help="comma-separated: docko (every docko row), docko-retain, docko-sync, pgqueuer (both "
         "durabilities), pgqueuer-balanced, pgqueuer-volatile, procrastinate (default: all)",
+    )
+    parser.add_argument(
+        "--producer-singles",
+        type=int,
+        default=2000,
+        help="jobs enqueued one transaction each, per driver, in the producers scenario (2000)",
+    )
+    parser.add_argument(
+        "--skip-producers",
+        action="store_true",
+        help="skip docko's producers scenario (enqueue through asyncpg and psycopg)",
     )
     parser.add_argument(
         "--skip-million", action="store_true", help="skip docko's million-row scenarios"
@@ -117,6 +129,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "million_milestone": args.million_milestone,
             "kept_rows": args.kept_rows,
             "million_runs": 0 if args.skip_million else args.million_runs,
+            "producer_singles": args.producer_singles,
         },
         "systems": {
             system.key: {
@@ -128,6 +141,10 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             for system in systems
         },
     }
+    producers: dict[str, Any] | None = None
+    if not args.skip_producers and any(s.key.startswith("docko") for s in systems):
+        producers = {"label": "docko-worker producers", "runs": []}
+        results["docko_producers"] = producers
     try:
         for run in range(1, args.runs + 1):
             # Rotate the order so no system always runs first (or right after another).
@@ -137,6 +154,12 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             for system in order:
                 entry = results["systems"][system.key]
                 await _attempt(entry, run_system(system, args.dsn, options, run, log))
+            if producers is not None:
+                log("  docko-worker producers on a caller's connection")
+                await _attempt(
+                    producers,
+                    measure_producers(args.dsn, args.jobs, args.producer_singles, log),
+                )
         if not args.skip_million and any(s.key.startswith("docko") for s in systems):
             scale: dict[str, Any] = {
                 "million_queued": {"label": f"docko {args.million_jobs:,} queued", "runs": []},
@@ -176,7 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"total {results['total_seconds'] / 60:.1f} min")
     failed = any(
         "error" in run
-        for entry in [*results["systems"].values(), *results.get("docko_scale", {}).values()]
+        for entry in [
+            *results["systems"].values(),
+            *results.get("docko_scale", {}).values(),
+            *([results["docko_producers"]] if "docko_producers" in results else []),
+        ]
         for run in entry["runs"]
     )
     return 1 if failed else 0

@@ -30,8 +30,9 @@ def add_summaries(results: dict[str, Any]) -> None:
         "latency.p95_ms",
         "latency.p99_ms",
         "burn_down.milestone.throughput",
+        *PRODUCER_METRICS,
     ]
-    for entry in [*results["systems"].values(), *results.get("docko_scale", {}).values()]:
+    for entry in _entries(results):
         runs = [run for run in entry["runs"] if "error" not in run]
         summary = {}
         for metric in metrics:
@@ -39,6 +40,37 @@ def add_summaries(results: dict[str, Any]) -> None:
             if found is not None:
                 summary[metric] = found.as_dict()
         entry["summary"] = summary
+
+
+def _entries(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every entry with runs: the systems, docko's scale scenarios and its producers."""
+    producers = results.get("docko_producers")
+    return [
+        *results["systems"].values(),
+        *results.get("docko_scale", {}).values(),
+        *([producers] if producers else []),
+    ]
+
+
+PRODUCER_METRICS = ["asyncpg.single", "asyncpg.bulk", "psycopg.single", "psycopg.bulk"]
+PRODUCER_ROWS = [
+    ("asyncpg", "asyncpg: `enqueue_async`, `enqueue_many_async`"),
+    ("psycopg", "psycopg 3: `enqueue`, `enqueue_many` (sync)"),
+]
+
+
+def producers_table(results: dict[str, Any]) -> list[str]:
+    entry = results.get("docko_producers")
+    if not entry:
+        return []
+    lines = [
+        "| Driver (docko-worker's producers) | Single enqueue, one transaction each (jobs/s) "
+        "| Bulk enqueue, 5,000 per call (jobs/s) |",
+        "|---|---:|---:|",
+    ]
+    for key, label in PRODUCER_ROWS:
+        lines.append(_row([label, _cell(entry, f"{key}.single"), _cell(entry, f"{key}.bulk")]))
+    return lines
 
 
 def _summary(entry: dict[str, Any] | None, metric: str) -> Summary | None:
@@ -132,7 +164,7 @@ def ratio_table(results: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for key, peer in systems.items():
-        if key in (DOCKO, DOCKO_RETAIN):
+        if key.startswith(DOCKO):  # docko's own rows are not peers
             continue
         latency = [
             _side_by_side(_summary(docko, metric), _summary(peer, metric))
@@ -217,8 +249,7 @@ def scale_table(results: dict[str, Any]) -> list[str]:
 
 def _errors(results: dict[str, Any]) -> list[str]:
     lines = []
-    entries = [*results["systems"].values(), *results.get("docko_scale", {}).values()]
-    for entry in entries:
+    for entry in _entries(results):
         for index, run in enumerate(entry["runs"], 1):
             if "error" in run:
                 first = run["error"].strip().splitlines()[0]
@@ -273,6 +304,18 @@ def write_markdown(results: dict[str, Any], path: Path, chart_name: str) -> None
             f"`VACUUM ANALYZE`d before the {options['jobs']:,} jobs are enqueued.",
             "",
             *scale,
+            "",
+        ]
+    producers = producers_table(results)
+    if producers:
+        out += [
+            "## docko-worker's producers on a caller's connection",
+            "",
+            f"Through each driver into an empty table: {options.get('producer_singles', 0):,} "
+            "jobs each in a transaction of its own (begin, enqueue, commit, as a web request "
+            f"does), then {options['jobs']:,} through the bulk call, each call in a transaction.",
+            "",
+            *producers,
             "",
         ]
     out += ["## Configurations", ""]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from docko_worker import Job, handler_options
 
 
@@ -19,7 +21,19 @@ async def slow_index(job: Job) -> None:
 
 
 def blocking_handler(job: Job) -> None:
-    """Not async: the registry must refuse it."""
+    """A plain def: registered to run in a thread."""
+
+
+def generator_handler(job: Job) -> Iterator[None]:
+    """A generator function: calling it runs nothing, so the registry must refuse it."""
+    yield
+
+
+class HandlerClass:
+    """A class: calling it builds an object, so the registry must refuse it."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
 
 
 class CallableHandler:

@@ -103,20 +103,40 @@ def test_entry_point_clashing_with_a_code_handler_is_a_registry_error() -> None:
         registry.load_entry_points([entry_point("ocr", "handlers_for_registry:ocr")])
 
 
-@pytest.mark.parametrize("attribute", ["blocking_handler", "not_a_handler"])
-def test_non_async_handler_is_a_registry_error(attribute: str) -> None:
-    with pytest.raises(RegistryError, match="async"):
+@pytest.mark.parametrize("attribute", ["generator_handler", "HandlerClass", "not_a_handler"])
+def test_what_is_not_a_function_is_a_registry_error(attribute: str) -> None:
+    with pytest.raises(RegistryError, match="must be a function"):
         HandlerRegistry().load_entry_points(
             [entry_point("sync", f"handlers_for_registry:{attribute}")]
         )
 
 
-def test_non_async_handler_in_code_is_a_registry_error() -> None:
+def test_plain_def_handler_is_registered_to_run_in_a_thread() -> None:
+    import handlers_for_registry as module
+
+    registry = HandlerRegistry()
+    registry.load_entry_points([entry_point("sync", "handlers_for_registry:blocking_handler")])
+
     def blocking(job: Job) -> None:
         return None
 
-    with pytest.raises(RegistryError, match="'blocking'"):
-        HandlerRegistry().register("blocking", blocking)  # type: ignore[arg-type]
+    registry.register("blocking", blocking, timeout=3)
+    for job_type, handler in [("sync", module.blocking_handler), ("blocking", blocking)]:
+        registered = registry.get(job_type)
+        assert registered is not None
+        assert registered.handler is handler
+        assert not registered.is_async
+    registered = registry.get("blocking")
+    assert registered is not None and registered.timeout == 3
+
+
+def test_async_handlers_are_marked_async() -> None:
+    import handlers_for_registry as module
+
+    registry = HandlerRegistry()
+    registry.register("ocr", module.ocr)
+    registry.register("object", module.callable_handler)
+    assert all(r is not None and r.is_async for r in map(registry.get, ("ocr", "object")))
 
 
 @pytest.mark.parametrize("job_type", ["", None, 3])

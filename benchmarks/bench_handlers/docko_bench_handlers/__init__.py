@@ -1,4 +1,5 @@
-"""No-op benchmark handlers; ``noop`` is docko-worker's, registered by entry point.
+"""No-op benchmark handlers; ``noop`` (async) and ``noop_sync`` (a plain def, run in the daemon's
+threads) are docko-worker's, registered by entry point.
 
 The pgqueuer and procrastinate workers live in ``pgqueuer_app`` and ``procrastinate_app``. Every
 handler does the same thing: ``record(payload seq, payload enqueue time)`` and return.
@@ -10,10 +11,16 @@ from typing import Any
 
 from .recorder import record
 
-__all__ = ["noop", "record"]
+__all__ = ["noop", "noop_sync", "record"]
 
 
 async def noop(job: Any) -> None:
     """docko-worker handler (``docko_worker.Job``): the payload is already decoded JSON."""
+    payload = job.payload
+    record(payload["seq"], payload["t"])
+
+
+def noop_sync(job: Any) -> None:
+    """docko-worker's sync handler: the same bookkeeping, from one of the daemon's threads."""
     payload = job.payload
     record(payload["seq"], payload["t"])

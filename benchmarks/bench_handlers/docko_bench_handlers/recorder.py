@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 import time
 from typing import TextIO
 
@@ -19,6 +20,8 @@ RECORD_FILE_ENV = "BENCH_RECORD_FILE"
 _BUFFER_BYTES = 1 << 20
 
 _out: TextIO | None = None
+# Sync handlers record from several threads: the file is opened once.
+_opening = threading.Lock()
 
 
 def _open() -> TextIO | None:
@@ -26,8 +29,10 @@ def _open() -> TextIO | None:
     path = os.environ.get(RECORD_FILE_ENV)
     if not path:
         return None
-    _out = open(path, "a", buffering=_BUFFER_BYTES, encoding="ascii")  # noqa: SIM115
-    atexit.register(_out.close)
+    with _opening:
+        if _out is None:
+            _out = open(path, "a", buffering=_BUFFER_BYTES, encoding="ascii")  # noqa: SIM115
+            atexit.register(_out.close)
     return _out
 
 

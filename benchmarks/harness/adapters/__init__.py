@@ -9,15 +9,23 @@ from .procrastinate import Procrastinate
 
 __all__ = ["SYSTEM_KEYS", "System", "make_systems"]
 
-SYSTEM_KEYS = ("docko", "docko-retain", "pgqueuer-balanced", "pgqueuer-volatile", "procrastinate")
+SYSTEM_KEYS = (
+    "docko",
+    "docko-retain",
+    "docko-sync",
+    "pgqueuer-balanced",
+    "pgqueuer-volatile",
+    "procrastinate",
+)
 
 
 def make_systems(keys: list[str], *, procrastinate_concurrency: int) -> list[System]:
-    """The systems named by ``keys`` (``docko`` also selects ``docko-retain``), in table order."""
+    """The systems named by ``keys`` (``docko`` also selects ``docko-retain`` and ``docko-sync``),
+    in table order."""
     chosen: set[str] = set()
     for key in keys:
         if key == "docko":
-            chosen |= {"docko", "docko-retain"}
+            chosen |= {"docko", "docko-retain", "docko-sync"}
         elif key == "pgqueuer":
             chosen |= {"pgqueuer-balanced", "pgqueuer-volatile"}
         elif key in SYSTEM_KEYS:
@@ -27,6 +35,7 @@ def make_systems(keys: list[str], *, procrastinate_concurrency: int) -> list[Sys
     factories = {
         "docko": lambda: Docko(retention=0),
         "docko-retain": lambda: Docko(retention=86_400),
+        "docko-sync": lambda: Docko(retention=0, sync_handlers=True),
         "pgqueuer-balanced": lambda: PgQueuer(durability="balanced"),
         "pgqueuer-volatile": lambda: PgQueuer(durability="volatile"),
         "procrastinate": lambda: Procrastinate(concurrency=procrastinate_concurrency),

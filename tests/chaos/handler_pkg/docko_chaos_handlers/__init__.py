@@ -15,6 +15,12 @@ PostgreSQL restart delays a record but never loses it.
 
 ``chaos_work``, the workload, fails an attempt deterministically, per (job id, attempt) hash, about
 ``CHAOS_FAIL_PERCENT`` (default 10) per cent of the time, and sleeps 0-50 ms, also per hash.
+
+``chaos_once`` (async, asyncpg) and ``chaos_once_sync`` (a plain def, psycopg, run in the daemon's
+threads) complete their jobs in their own transaction: after recording their start, they sleep
+0-50 ms, then in one transaction insert the job's row into ``chaos_effects``, stamp their run
+finished, and ``complete`` the job. The effect, the run's ``ok`` and the job's ``completed``
+commit together or not at all; an attempt that lost the job raises ``LeaseLost`` and rolls back.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import threading
 import time
 import uuid
 from collections.abc import Awaitable
@@ -29,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
+import docko_worker
 from docko_worker import PermanentError
 
 if TYPE_CHECKING:
@@ -250,3 +258,62 @@ async def chaos_hostile(job: Job) -> None:
         await _finished(run_id, "fail")
         await _raise_shape(job.payload["shape"], job)
     await _finished(run_id, "ok")
+
+
+EFFECT = "INSERT INTO chaos_effects (job_id, attempt, pid) VALUES ($1, $2, $3)"
+
+
+def _pause(job: Job) -> float:
+    return (roll(job.id, job.attempt)[1] % 51) / 1000
+
+
+async def chaos_once(job: Job) -> None:
+    """Effect, run record and completion in one asyncpg transaction."""
+    run_id = await _started(job)
+    await asyncio.sleep(_pause(job))
+    pool = await _get_pool()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(EFFECT, job.id, job.attempt, os.getpid())
+        await conn.execute(
+            "UPDATE chaos_runs SET finished_at = clock_timestamp(), outcome = 'ok'"
+            " WHERE run_id = $1",
+            run_id,
+        )
+        await job.complete(conn)
+
+
+_local = threading.local()
+
+
+def _psycopg_connection() -> Any:
+    """This thread's own psycopg connection (the daemon's handler threads live on)."""
+    import psycopg
+
+    conn = getattr(_local, "conn", None)
+    if conn is None or conn.closed:
+        dsn = os.environ.get(RUNS_DSN_ENV) or os.environ["DOCKO_DATABASE_URL"]
+        conn = psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME)
+        _local.conn = conn
+    return conn
+
+
+def chaos_once_sync(job: Job) -> None:
+    """``chaos_once`` as a plain def: psycopg, in one of the daemon's threads."""
+    conn = _psycopg_connection()
+    run_id = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO chaos_runs (run_id, job_id, attempt, pid) VALUES (%s, %s, %s, %s)",
+        [run_id, job.id, job.attempt, os.getpid()],
+    )
+    time.sleep(_pause(job))
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO chaos_effects (job_id, attempt, pid) VALUES (%s, %s, %s)",
+            [job.id, job.attempt, os.getpid()],
+        )
+        conn.execute(
+            "UPDATE chaos_runs SET finished_at = clock_timestamp(), outcome = 'ok'"
+            " WHERE run_id = %s",
+            [run_id],
+        )
+        docko_worker.complete(conn, job)

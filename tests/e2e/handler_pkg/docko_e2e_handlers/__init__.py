@@ -4,15 +4,21 @@ Each handler records its execution in the table ``e2e_runs`` of the daemon's own
 (``DOCKO_DATABASE_URL``): one row per attempt, inserted when the handler starts and stamped with
 ``finished_at`` when it returns. The tests create the table and read it to see which process ran
 which attempt, and whether a handler was interrupted.
+
+``e2e_block_sync`` and ``e2e_block_sync_timed`` are plain defs, run in the daemon's threads: they
+record through psycopg and block in ``time.sleep``; the second carries a 1 s timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+
+from docko_worker import handler_options
 
 if TYPE_CHECKING:
     from docko_worker import Job
@@ -61,3 +67,32 @@ async def e2e_fail(job: Job) -> None:
     """Always raises."""
     await _started(job)
     raise RuntimeError(f"e2e_fail failed on attempt {job.attempt}")
+
+
+def _record_sync(query: str, *args: Any) -> Any:
+    import psycopg
+
+    with psycopg.connect(os.environ["DOCKO_DATABASE_URL"], autocommit=True) as conn:
+        row = conn.execute(query, args).fetchone()
+        return None if row is None else row[0]
+
+
+def e2e_block_sync(job: Job) -> None:
+    """Blocks its thread in ``time.sleep(payload["seconds"])``."""
+    run_id = _record_sync(
+        "INSERT INTO e2e_runs (job_id, attempt, pid) VALUES (%s, %s, %s) RETURNING run_id",
+        job.id,
+        job.attempt,
+        os.getpid(),
+    )
+    time.sleep(float(job.payload["seconds"]))
+    _record_sync(
+        "UPDATE e2e_runs SET finished_at = clock_timestamp() WHERE run_id = %s RETURNING run_id",
+        run_id,
+    )
+
+
+@handler_options(timeout=1)
+def e2e_block_sync_timed(job: Job) -> None:
+    """``e2e_block_sync`` with a timeout of 1 s."""
+    e2e_block_sync(job)
