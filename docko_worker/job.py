@@ -9,6 +9,11 @@
 
 A claim increments ``attempt``, so a handler sees 1 on its first run. Every write that finishes a
 job names the attempt it was claimed with, so a worker that lost its lease changes nothing.
+
+An operator's cancel ends an available job ``cancelled`` at once, and asks a running one to stop:
+its next outcome write (retry, fail, hand-back) or the lease sweep ends it ``cancelled`` instead,
+while a success still completes it. An operator's retry makes a failed or cancelled job available
+again. ``errors`` keeps each failed attempt's error (the last 20), ``last_error`` the latest.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import os
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -128,6 +133,25 @@ def _timestamp(seconds: float | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """One failed attempt of a job: its number, when it failed (aware, UTC) and its error."""
+
+    attempt: int
+    at: datetime
+    error: str
+
+
+def _errors(text: str | None) -> list[JobError]:
+    """The ``errors`` history column (JSON text, or NULL: none) as ``JobError``s, oldest first."""
+    if text is None:
+        return []
+    return [
+        JobError(entry["attempt"], datetime.fromisoformat(entry["at"]), entry["error"])
+        for entry in json.loads(text)
+    ]
+
+
 @dataclass(slots=True)
 class Job:
     """One job as stored. Handlers receive it and read ``payload``."""
@@ -148,6 +172,9 @@ class Job:
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     finished_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    cancel_reason: str | None = None
+    errors: list[JobError] = field(default_factory=list)
 
     @property
     def is_last_attempt(self) -> bool:
@@ -171,7 +198,9 @@ class Job:
             return []
         payloads = json.loads("[" + ",".join([row[3] for row in records]) + "]")
         seconds = {
-            value for row in records for value in (row[8], row[9], row[10], row[14], row[15])
+            value
+            for row in records
+            for value in (row[8], row[9], row[10], row[14], row[15], row[16])
         }
         # Any: the NOT NULL timestamp columns never map to None.
         at: dict[float | None, Any] = {value: _timestamp(value) for value in seconds}
@@ -193,6 +222,9 @@ class Job:
                 row[13],
                 at[row[14]],
                 at[row[15]],
+                at[row[16]],
+                row[17],
+                _errors(row[18]),
             )
             for row, payload in zip(records, payloads, strict=True)
         ]
