@@ -12,7 +12,8 @@ from .errors import (
     PermanentError,
     RegistryError,
 )
-from .job import Job, JobState
+from .job import Job, JobError, JobState
+from .operations import QueueInfo
 from .queue import Queue
 from .registry import ENTRY_POINT_GROUP, HandlerRegistry, handler_options
 from .retry import next_retry_delay
@@ -24,11 +25,13 @@ __all__ = [
     "DockoError",
     "HandlerRegistry",
     "Job",
+    "JobError",
     "JobState",
     "MigrationError",
     "PayloadError",
     "PermanentError",
     "Queue",
+    "QueueInfo",
     "RegistryError",
     "handler_options",
     "load_config",

@@ -26,11 +26,13 @@ from uuid import UUID
 
 import structlog
 
+from . import operations
 from .config import Config, load_config
 from .errors import DockoError, PayloadError
-from .job import Job
+from .job import Job, JobState
 from .maintenance import Pruner, Rescuer
 from .migrations import Migration, migrate
+from .operations import QueueInfo, parse_job_id, parse_state
 from .pool import connect, create_pool
 from .registry import Handler, HandlerRegistry
 from .settle import settle
@@ -95,6 +97,10 @@ def _check_text(name: str, value: object) -> str:
     except UnicodeEncodeError:
         raise DockoError(f"{name} must be valid Unicode text (it has a lone surrogate)") from None
     return value
+
+
+def _optional_text(name: str, value: str | None) -> str | None:
+    return None if value is None else _check_text(name, value)
 
 
 def _delay_seconds(delay: float | timedelta | None) -> float:
@@ -318,3 +324,107 @@ class Queue:
             await settle({self._waker_task}, grace=WAKER_STOP_GRACE)
             self._waker_task = None
         await supervisor.stop()
+
+    # Operating (the logic lives in docko_worker.operations)
+
+    async def cancel(self, job_id: UUID | str, *, reason: str | None = None) -> Job | None:
+        """Cancel one job; returns it as it is now, or None when there is no such job.
+
+        An available (or scheduled) job is cancelled at once and never runs. A running job is
+        asked to stop: the daemon holding it cancels its handler, and the job ends ``cancelled``,
+        not retried. If the handler finishes first, its outcome stands; if the daemon died, the
+        lease sweep ends the job ``cancelled``. ``last_error`` reads ``Cancelled`` or
+        ``Cancelled: <reason>``. A finished job is returned unchanged. A cancelled job's dedupe key
+        is free again. A malformed id raises ``DockoError``.
+        """
+        job, _ = await operations.cancel(
+            self.store, parse_job_id(job_id), _optional_text("reason", reason or None)
+        )
+        return job
+
+    async def cancel_jobs(
+        self,
+        *,
+        queue_name: str | None = None,
+        job_type: str | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """``cancel`` every available and running job matching the filters (None: any);
+        returns how many were cancelled or asked to stop."""
+        return await operations.cancel_jobs(
+            self.store,
+            queue_name=_optional_text("queue_name", queue_name),
+            job_type=_optional_text("job_type", job_type),
+            reason=_optional_text("reason", reason or None),
+        )
+
+    async def retry(self, job_id: UUID | str) -> Job | None:
+        """Run a failed or cancelled job again; returns it as it is now, or None when there is
+        no such job.
+
+        It becomes available and due now, with one more attempt allowed when its attempts are
+        spent; its ``attempt`` keeps counting and its ``errors`` are kept. A job in any other
+        state is returned unchanged. If an unfinished job holds its dedupe key, nothing changes
+        and ``DockoError`` names that job. Two retries of one job at once change it once.
+        """
+        job, _ = await operations.retry(self.store, parse_job_id(job_id))
+        return job
+
+    async def retry_jobs(
+        self,
+        *,
+        queue_name: str | None = None,
+        job_type: str | None = None,
+        state: JobState | str = "failed",
+    ) -> int:
+        """``retry`` every job in ``state`` (``failed`` or ``cancelled``) matching the filters;
+        returns how many were retried. Jobs whose dedupe key is held are left as they are."""
+        retryable = parse_state(state)
+        assert retryable is not None
+        return await operations.retry_jobs(
+            self.store,
+            queue_name=_optional_text("queue_name", queue_name),
+            job_type=_optional_text("job_type", job_type),
+            state=retryable,
+        )
+
+    async def list_jobs(
+        self,
+        *,
+        queue_name: str | None = None,
+        job_type: str | None = None,
+        state: JobState | str | None = None,
+        limit: int = 50,
+        before: UUID | str | None = None,
+    ) -> list[Job]:
+        """Jobs matching the filters (None: any), newest first, at most ``limit`` (1 to 10,000).
+
+        For the next page pass the last id of this one as ``before``. An unknown state name or
+        a malformed id raises ``DockoError``.
+        """
+        return await operations.list_jobs(
+            self.store,
+            queue_name=_optional_text("queue_name", queue_name),
+            job_type=_optional_text("job_type", job_type),
+            state=parse_state(state),
+            limit=limit,
+            before=None if before is None else parse_job_id(before),
+        )
+
+    async def queues(self) -> list[QueueInfo]:
+        """Every queue that has a job (not counting completed ones), was paused, or was served.
+
+        ``counts`` holds the number of available, running, failed and cancelled jobs: each read
+        from a partial index, so the cost follows those jobs, never the completed history
+        (``job_counts`` counts that too, by reading all of it).
+        """
+        return await operations.queues(self.store)
+
+    async def pause(self, queue_name: str) -> None:
+        """Stop every daemon claiming from ``queue_name`` (running jobs finish); the flag is
+        stored, so it survives restarts. A queue never used may be paused too."""
+        await self.store.pause_queue(_check_text("queue_name", queue_name))
+
+    async def resume(self, queue_name: str) -> None:
+        """Let daemons claim from ``queue_name`` again."""
+        await self.store.resume_queue(_check_text("queue_name", queue_name))
