@@ -3,7 +3,9 @@
 A plan regression (a predicate the partial index cannot serve, a lost CTE fence) turns a
 millisecond claim into a sequential scan of the whole table; these tests fail CI when that
 happens. Plans are checked both as custom plans and as the generic plans asyncpg's prepared
-statements fall back to after a few executions.
+statements fall back to after a few executions. The operator's statements are checked too: a
+page of the job list reads a few thousand rows at most whatever its filter, and the queue
+overview reads partial indexes, never the completed history.
 """
 
 from __future__ import annotations
