@@ -22,6 +22,7 @@ from .errors import DockoError
 from .job import JobState
 from .operations import parse_job_id, parse_state
 from .queue import Queue
+from .store import JobStore
 
 EXIT_OK = 0
 EXIT_NOT_DONE = 1
@@ -180,7 +181,7 @@ async def _show(queue: Queue, job_id: UUID, as_json: bool) -> int:
 async def _cancel(queue: Queue, ids: list[UUID], reason: str | None) -> int:
     status = EXIT_OK
     for job_id in ids:
-        job, changed = await operations.cancel(queue.store, job_id, reason or None)
+        job, changed = await operations.cancel(JobStore(queue.pool), job_id, reason or None)
         if job is None:
             _not_done(f"no job {job_id}")
             status = EXIT_NOT_DONE
@@ -197,7 +198,7 @@ async def _retry(queue: Queue, ids: list[UUID]) -> int:
     status = EXIT_OK
     for job_id in ids:
         try:
-            job, changed = await operations.retry(queue.store, job_id)
+            job, changed = await operations.retry(JobStore(queue.pool), job_id)
         except DockoError as exc:
             _not_done(str(exc))
             status = EXIT_NOT_DONE

@@ -327,6 +327,10 @@ class Queue:
 
     # Operating (the logic lives in docko_worker.operations)
 
+    def _operating_store(self) -> JobStore:
+        """The named statements on this queue's pool, for the operator's calls."""
+        return JobStore(self.pool)
+
     async def cancel(self, job_id: UUID | str, *, reason: str | None = None) -> Job | None:
         """Cancel one job; returns it as it is now, or None when there is no such job.
 
@@ -338,7 +342,7 @@ class Queue:
         is free again. A malformed id raises ``DockoError``.
         """
         job, _ = await operations.cancel(
-            self.store, parse_job_id(job_id), _optional_text("reason", reason or None)
+            self._operating_store(), parse_job_id(job_id), _optional_text("reason", reason or None)
         )
         return job
 
@@ -352,7 +356,7 @@ class Queue:
         """``cancel`` every available and running job matching the filters (None: any);
         returns how many were cancelled or asked to stop."""
         return await operations.cancel_jobs(
-            self.store,
+            self._operating_store(),
             queue_name=_optional_text("queue_name", queue_name),
             job_type=_optional_text("job_type", job_type),
             reason=_optional_text("reason", reason or None),
@@ -367,7 +371,7 @@ class Queue:
         state is returned unchanged. If an unfinished job holds its dedupe key, nothing changes
         and ``DockoError`` names that job. Two retries of one job at once change it once.
         """
-        job, _ = await operations.retry(self.store, parse_job_id(job_id))
+        job, _ = await operations.retry(self._operating_store(), parse_job_id(job_id))
         return job
 
     async def retry_jobs(
@@ -382,7 +386,7 @@ class Queue:
         retryable = parse_state(state)
         assert retryable is not None
         return await operations.retry_jobs(
-            self.store,
+            self._operating_store(),
             queue_name=_optional_text("queue_name", queue_name),
             job_type=_optional_text("job_type", job_type),
             state=retryable,
@@ -403,7 +407,7 @@ class Queue:
         a malformed id raises ``DockoError``.
         """
         return await operations.list_jobs(
-            self.store,
+            self._operating_store(),
             queue_name=_optional_text("queue_name", queue_name),
             job_type=_optional_text("job_type", job_type),
             state=parse_state(state),
@@ -418,13 +422,13 @@ class Queue:
         from a partial index, so the cost follows those jobs, never the completed history
         (``job_counts`` counts that too, by reading all of it).
         """
-        return await operations.queues(self.store)
+        return await operations.queues(self._operating_store())
 
     async def pause(self, queue_name: str) -> None:
         """Stop every daemon claiming from ``queue_name`` (running jobs finish); the flag is
         stored, so it survives restarts. A queue never used may be paused too."""
-        await self.store.pause_queue(_check_text("queue_name", queue_name))
+        await self._operating_store().pause_queue(_check_text("queue_name", queue_name))
 
     async def resume(self, queue_name: str) -> None:
         """Let daemons claim from ``queue_name`` again."""
-        await self.store.resume_queue(_check_text("queue_name", queue_name))
+        await self._operating_store().resume_queue(_check_text("queue_name", queue_name))

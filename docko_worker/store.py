@@ -200,7 +200,9 @@ class JobStore:
         self, ids: Sequence[UUID], attempts: Sequence[int], worker_id: str, lease_seconds: float
     ) -> dict[UUID, bool]:
         """The ids still held, each mapped to whether an operator asked it to stop."""
-        rows = await self.executor.fetch(SQL.extend_leases, ids, attempts, worker_id, lease_seconds)
+        rows = await self._on(None).fetch(
+            SQL.extend_leases, ids, attempts, worker_id, lease_seconds
+        )
         return {row[0]: row[1] for row in rows}
 
     async def rescue_expired_jobs(self, limit: int) -> list[dict[str, Any]]:
@@ -219,12 +221,12 @@ class JobStore:
 
     async def cancel_jobs(self, ids: Sequence[UUID], reason: str | None) -> list[Job]:
         """Cancel available jobs, ask running ones to stop; returns the jobs changed."""
-        rows = await self.executor.fetch(SQL.cancel_jobs, ids, reason, CONTROL_CHANNEL)
+        rows = await self._on(None).fetch(SQL.cancel_jobs, ids, reason, CONTROL_CHANNEL)
         return Job.from_records(rows)
 
     async def requeue_jobs(self, ids: Sequence[UUID]) -> list[Job]:
         """Make failed or cancelled jobs available now; returns the jobs changed."""
-        rows = await self.executor.fetch(SQL.requeue_jobs, ids, NOTIFY_CHANNEL)
+        rows = await self._on(None).fetch(SQL.requeue_jobs, ids, NOTIFY_CHANNEL)
         return Job.from_records(rows)
 
     async def list_jobs(self, where: JobFilter) -> list[Job]:
@@ -249,27 +251,28 @@ class JobStore:
     @asynccontextmanager
     async def _custom_plans(self) -> AsyncIterator[Any]:
         """A connection in a transaction that plans each statement for its arguments."""
-        if isinstance(self.executor, asyncpg.Pool):
-            async with self.executor.acquire() as conn, conn.transaction():
+        runner = self._on(None)
+        if isinstance(runner, asyncpg.Pool):
+            async with runner.acquire() as conn, conn.transaction():
                 await conn.execute(SQL.use_custom_plans)
                 yield conn
         else:
-            async with self.executor.transaction():
-                await self.executor.execute(SQL.use_custom_plans)
-                yield self.executor
+            async with runner.transaction():
+                await runner.execute(SQL.use_custom_plans)
+                yield runner
 
     async def queue_overview(self) -> list[dict[str, Any]]:
-        rows = await self.executor.fetch(SQL.queue_overview)
+        rows = await self._on(None).fetch(SQL.queue_overview)
         return [dict(row) for row in rows]
 
     async def pause_queue(self, queue_name: str) -> None:
-        await self.executor.execute(SQL.pause_queue, queue_name, CONTROL_CHANNEL)
+        await self._on(None).execute(SQL.pause_queue, queue_name, CONTROL_CHANNEL)
 
     async def resume_queue(self, queue_name: str) -> None:
-        await self.executor.execute(SQL.resume_queue, queue_name, CONTROL_CHANNEL)
+        await self._on(None).execute(SQL.resume_queue, queue_name, CONTROL_CHANNEL)
 
     async def register_queues(self, queue_names: Sequence[str]) -> None:
-        await self.executor.execute(SQL.register_queues, queue_names)
+        await self._on(None).execute(SQL.register_queues, queue_names)
 
     async def _ids(self, statement: str, *args: Any) -> set[UUID]:
         rows = await self.executor.fetch(statement, *args)

@@ -118,3 +118,8 @@ async def after_commit_of(
         waiting = asyncio.ensure_future(second)
         await wait_for_lock_wait(db)
     return await waiting
+
+
+def store_of(queue: Queue) -> JobStore:
+    """Named-statement access on the queue's own pool."""
+    return JobStore(queue.pool)

@@ -14,7 +14,7 @@ import pytest
 
 from docko_worker import DockoError, Job, JobState, Queue
 from docko_worker.store import JobStore
-from tests.integration.support import after_commit_of
+from tests.integration.support import after_commit_of, store_of
 
 WORKER = "host:1:holder"
 
@@ -46,7 +46,7 @@ async def test_an_available_job_is_cancelled_at_once_and_never_runs(queue: Queue
     assert cancelled.finished_at is not None
     assert cancelled.cancel_requested_at is not None
     assert (
-        await queue.store.claim_jobs(
+        await store_of(queue).claim_jobs(
             queues=["default"], job_types=["ocr"], limit=10, worker_id=WORKER, lease_seconds=60
         )
         == []
@@ -67,7 +67,7 @@ async def test_a_running_job_is_asked_to_stop_and_its_holder_is_told(
     queue: Queue, control: asyncio.Queue[dict[str, Any]]
 ) -> None:
     job = await queue.enqueue("default", "ocr", {})
-    await claim(queue.store)
+    await claim(store_of(queue))
     asked = await queue.cancel(job.id, reason='he said "stop"')
     assert asked is not None
     assert asked.state is JobState.RUNNING
@@ -76,14 +76,14 @@ async def test_a_running_job_is_asked_to_stop_and_its_holder_is_told(
     assert asked.finished_at is None
     assert await next_notification(control) == {"cancel": str(job.id), "worker_id": WORKER}
     # The heartbeat sees the request too (the fallback when the notification is missed).
-    assert await queue.store.extend_leases([job.id], [1], WORKER, 60) == {job.id: True}
+    assert await store_of(queue).extend_leases([job.id], [1], WORKER, 60) == {job.id: True}
 
 
 async def test_a_second_cancel_keeps_the_first_request_and_tells_the_holder_again(
     queue: Queue, control: asyncio.Queue[dict[str, Any]]
 ) -> None:
     job = await queue.enqueue("default", "ocr", {})
-    await claim(queue.store)
+    await claim(store_of(queue))
     first = await queue.cancel(job.id, reason="first")
     second = await queue.cancel(job.id, reason="second")
     assert first is not None and second is not None
@@ -97,11 +97,11 @@ async def test_a_second_cancel_keeps_the_first_request_and_tells_the_holder_agai
 @pytest.mark.parametrize("outcome", ["completed", "failed"])
 async def test_a_finished_job_is_returned_unchanged(queue: Queue, outcome: str) -> None:
     job = await queue.enqueue("default", "ocr", {})
-    await claim(queue.store)
+    await claim(store_of(queue))
     if outcome == "completed":
-        await queue.store.complete_jobs([job.id], [1])
+        await store_of(queue).complete_jobs([job.id], [1])
     else:
-        await queue.store.fail_jobs([job.id], [1], ["ValueError: boom"])
+        await store_of(queue).fail_jobs([job.id], [1], ["ValueError: boom"])
     before = await stored(queue, job.id)
     after = await queue.cancel(job.id)
     assert after == before
@@ -129,14 +129,14 @@ async def test_a_cancelled_job_frees_its_dedupe_key(queue: Queue) -> None:
 
 async def asked_to_stop(queue: Queue, reason: str | None = "operator") -> Job:
     job = await queue.enqueue("default", "ocr", {}, max_attempts=5)
-    await claim(queue.store)
+    await claim(store_of(queue))
     await queue.cancel(job.id, reason=reason)
     return job
 
 
 async def test_a_retry_of_a_job_asked_to_stop_ends_it_cancelled(queue: Queue) -> None:
     job = await asked_to_stop(queue)
-    assert await queue.store.retry_jobs([job.id], [1], [0.0], ["ValueError: boom"]) == {job.id}
+    assert await store_of(queue).retry_jobs([job.id], [1], [0.0], ["ValueError: boom"]) == {job.id}
     ended = await stored(queue, job.id)
     assert ended.state is JobState.CANCELLED
     assert ended.last_error == "Cancelled: operator"
@@ -147,7 +147,7 @@ async def test_a_retry_of_a_job_asked_to_stop_ends_it_cancelled(queue: Queue) ->
 
 async def test_a_failure_of_a_job_asked_to_stop_ends_it_cancelled(queue: Queue) -> None:
     job = await asked_to_stop(queue, reason=None)
-    assert await queue.store.fail_jobs([job.id], [1], ["PermanentError: bad"]) == {job.id}
+    assert await store_of(queue).fail_jobs([job.id], [1], ["PermanentError: bad"]) == {job.id}
     ended = await stored(queue, job.id)
     assert ended.state is JobState.CANCELLED
     assert ended.last_error == "Cancelled"
@@ -158,7 +158,7 @@ async def test_a_hand_back_of_a_job_asked_to_stop_ends_it_cancelled_its_attempt_
     queue: Queue,
 ) -> None:
     job = await asked_to_stop(queue)
-    assert await queue.store.release_jobs([job.id], [1]) == {job.id}
+    assert await store_of(queue).release_jobs([job.id], [1]) == {job.id}
     ended = await stored(queue, job.id)
     assert ended.state is JobState.CANCELLED
     assert ended.attempt == 1
@@ -168,7 +168,7 @@ async def test_a_hand_back_of_a_job_asked_to_stop_ends_it_cancelled_its_attempt_
 @pytest.mark.parametrize("delete", [False, True], ids=["kept", "deleted"])
 async def test_a_completion_of_a_job_asked_to_stop_stands(queue: Queue, delete: bool) -> None:
     job = await asked_to_stop(queue)
-    assert await queue.store.complete_jobs([job.id], [1], delete=delete) == {job.id}
+    assert await store_of(queue).complete_jobs([job.id], [1], delete=delete) == {job.id}
     ended = await queue.get_job(job.id)
     if delete:
         assert ended is None
@@ -181,19 +181,21 @@ async def test_a_completion_of_a_job_asked_to_stop_stands(queue: Queue, delete: 
 async def test_the_daemon_ends_a_handler_it_cancelled_on_request(queue: Queue) -> None:
     job = await asked_to_stop(queue)
     # A stale attempt changes nothing, as for every outcome write.
-    assert await queue.store.cancel_running_jobs([job.id], [2], [None]) == set()
-    assert await queue.store.cancel_running_jobs([job.id], [1], [None]) == {job.id}
+    assert await store_of(queue).cancel_running_jobs([job.id], [2], [None]) == set()
+    assert await store_of(queue).cancel_running_jobs([job.id], [1], [None]) == {job.id}
     ended = await stored(queue, job.id)
     assert ended.state is JobState.CANCELLED
     assert ended.last_error == "Cancelled: operator"
     assert ended.finished_at is not None
     assert ended.errors == []
-    assert await queue.store.cancel_running_jobs([job.id], [1], [None]) == set()
+    assert await store_of(queue).cancel_running_jobs([job.id], [1], [None]) == set()
 
 
 async def test_a_cancelled_handler_may_leave_its_error_in_the_history(queue: Queue) -> None:
     job = await asked_to_stop(queue)
-    await queue.store.cancel_running_jobs([job.id], [1], ["CancelledError: cancelled on request"])
+    await store_of(queue).cancel_running_jobs(
+        [job.id], [1], ["CancelledError: cancelled on request"]
+    )
     ended = await stored(queue, job.id)
     assert [e.error for e in ended.errors] == ["CancelledError: cancelled on request"]
 
@@ -203,9 +205,9 @@ async def test_a_job_asked_to_stop_whose_daemon_died_ends_cancelled_at_lease_exp
 ) -> None:
     job = await asked_to_stop(queue)
     other = await queue.enqueue("default", "ocr", {})
-    await claim(queue.store, worker="host:2:other")
+    await claim(store_of(queue), worker="host:2:other")
     await db.execute("UPDATE docko_jobs SET lease_expires_at = now() - interval '1 second'")
-    rescued = {row["id"]: row["state"] for row in await queue.store.rescue_expired_jobs(10)}
+    rescued = {row["id"]: row["state"] for row in await store_of(queue).rescue_expired_jobs(10)}
     assert rescued == {job.id: "cancelled", other.id: "available"}
     ended = await stored(queue, job.id)
     assert ended.state is JobState.CANCELLED
@@ -235,7 +237,7 @@ async def test_a_cancel_waiting_on_a_completion_leaves_the_job_completed(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
     job = await queue.enqueue("default", "ocr", {})
-    await claim(queue.store)
+    await claim(store_of(queue))
     after = await after_commit_of(
         db, lambda store: store.complete_jobs([job.id], [1]), queue.cancel(job.id)
     )
@@ -248,8 +250,8 @@ async def test_a_completion_waiting_on_a_cancel_request_still_completes(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
     job = await queue.enqueue("default", "ocr", {})
-    await claim(queue.store)
-    completing = queue.store.complete_jobs([job.id], [1])
+    await claim(store_of(queue))
+    completing = store_of(queue).complete_jobs([job.id], [1])
     assert await after_commit_of(db, lambda store: store.cancel_jobs([job.id], "late"), completing)
     assert (await stored(queue, job.id)).state is JobState.COMPLETED
 
@@ -258,8 +260,8 @@ async def test_a_retry_write_waiting_on_a_cancel_request_ends_the_job_cancelled(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
     job = await queue.enqueue("default", "ocr", {})
-    await claim(queue.store)
-    retrying = queue.store.retry_jobs([job.id], [1], [0.0], ["boom"])
+    await claim(store_of(queue))
+    retrying = store_of(queue).retry_jobs([job.id], [1], [0.0], ["boom"])
     assert await after_commit_of(db, lambda store: store.cancel_jobs([job.id], "late"), retrying)
     assert (await stored(queue, job.id)).state is JobState.CANCELLED
 
@@ -272,12 +274,12 @@ async def test_cancel_jobs_cancels_the_matching_available_and_running_jobs(
 ) -> None:
     waiting = await queue.enqueue_many("default", "ocr", [{}, {}, {}])
     running = await queue.enqueue("default", "ocr", {}, priority=-1)
-    await claim(queue.store)
+    await claim(store_of(queue))
     other_type = await queue.enqueue("default", "thumb", {})
     other_queue = await queue.enqueue("emails", "ocr", {})
     done = await queue.enqueue("default", "ocr", {}, priority=-2)
-    await claim(queue.store)
-    await queue.store.complete_jobs([done.id], [1])
+    await claim(store_of(queue))
+    await store_of(queue).complete_jobs([done.id], [1])
 
     assert await queue.cancel_jobs(queue_name="default", job_type="ocr", reason="incident") == 4
     for job_id in waiting:

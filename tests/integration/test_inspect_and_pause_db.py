@@ -12,7 +12,7 @@ import pytest
 
 from docko_worker import Config, DockoError, Job, JobState, Queue, QueueInfo
 from docko_worker.store import JobStore
-from tests.integration.support import running_queue, wait_for_state
+from tests.integration.support import running_queue, store_of, wait_for_state
 
 WORKER = "host:1:w"
 
@@ -65,7 +65,7 @@ async def test_filters_select_by_queue_type_and_state(queue: Queue) -> None:
     await next_millisecond()
     thumb = await queue.enqueue("documents", "thumb", {})
     mail = await queue.enqueue("emails", "ocr", {})
-    (running,) = await claim(queue.store, "emails")
+    (running,) = await claim(store_of(queue), "emails")
     await next_millisecond()
     cancelled = await queue.enqueue("documents", "ocr", {})
     await queue.cancel(cancelled.id)
@@ -116,10 +116,10 @@ async def test_the_list_works_on_the_daemon_s_generic_plan_pool(config: Config) 
 async def test_queues_counts_lag_and_paused(queue: Queue, db: asyncpg.Connection) -> None:
     await queue.enqueue_many("documents", "ocr", [{}, {}, {}])
     await db.execute("UPDATE docko_jobs SET run_at = now() - interval '90 seconds'")
-    await claim(queue.store, "documents")
+    await claim(store_of(queue), "documents")
     failing = await queue.enqueue("documents", "ocr", {}, max_attempts=1, priority=-1)
-    await claim(queue.store, "documents")
-    await queue.store.fail_jobs([failing.id], [1], ["boom"])
+    await claim(store_of(queue), "documents")
+    await store_of(queue).fail_jobs([failing.id], [1], ["boom"])
     await queue.enqueue("scheduled", "ocr", {}, delay=3600)
     await queue.pause("never-used")
 
@@ -141,9 +141,9 @@ async def test_a_queue_served_by_a_daemon_is_listed_once_its_jobs_completed(
     queue: Queue,
 ) -> None:
     job = await queue.enqueue("archive", "ocr", {})
-    await queue.store.register_queues(["archive", "archive", "idle"])
-    await claim(queue.store, "archive")
-    await queue.store.complete_jobs([job.id], [1])
+    await store_of(queue).register_queues(["archive", "archive", "idle"])
+    await claim(store_of(queue), "archive")
+    await store_of(queue).complete_jobs([job.id], [1])
     infos = {info.name: info for info in await queue.queues()}
     assert sorted(infos) == ["archive", "idle"]
     assert not any(infos["archive"].counts.values())
@@ -159,7 +159,7 @@ async def test_a_paused_queue_is_not_claimed_from_and_others_are(
     free = await queue.enqueue("emails", "ocr", {})
     await queue.pause("documents")
     assert await asyncio.wait_for(control.get(), timeout=5) == {"pause": "documents"}
-    claimed = await queue.store.claim_jobs(
+    claimed = await store_of(queue).claim_jobs(
         queues=["documents", "emails"],
         job_types=["ocr"],
         limit=10,
@@ -170,7 +170,7 @@ async def test_a_paused_queue_is_not_claimed_from_and_others_are(
 
     await queue.resume("documents")
     assert await asyncio.wait_for(control.get(), timeout=5) == {"resume": "documents"}
-    assert [job.id for job in await claim(queue.store, "documents")] == [held.id]
+    assert [job.id for job in await claim(store_of(queue), "documents")] == [held.id]
 
 
 async def test_the_pause_is_stored_and_outlives_the_queue_that_set_it(config: Config) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from docko_worker import Config, DockoError, Job, JobState, Queue
 from docko_worker.store import JobStore
-from tests.integration.support import after_commit_of, running_queue, wait_for_state
+from tests.integration.support import after_commit_of, running_queue, store_of, wait_for_state
 
 WORKER = "host:1:w"
 
@@ -36,11 +36,13 @@ async def failed_job(queue: Queue, *, attempts: int = 2, dedupe_key: str | None 
     """A job that failed every one of its ``attempts``."""
     job = await queue.enqueue("default", "ocr", {}, max_attempts=attempts, dedupe_key=dedupe_key)
     for attempt in range(1, attempts + 1):
-        await claim(queue.store)
+        await claim(store_of(queue))
         if attempt < attempts:
-            await queue.store.retry_jobs([job.id], [attempt], [0.0], [f"Boom: attempt {attempt}"])
+            await store_of(queue).retry_jobs(
+                [job.id], [attempt], [0.0], [f"Boom: attempt {attempt}"]
+            )
         else:
-            await queue.store.fail_jobs([job.id], [attempt], [f"Boom: attempt {attempt}"])
+            await store_of(queue).fail_jobs([job.id], [attempt], [f"Boom: attempt {attempt}"])
     return await stored(queue, job.id)
 
 
@@ -64,15 +66,15 @@ async def test_a_failed_job_runs_again_with_one_more_attempt_and_its_history(
     ]
     assert await asyncio.wait_for(notifications.get(), timeout=5) == "default"
     # The attempt keeps counting.
-    (again,) = await claim(queue.store)
+    (again,) = await claim(store_of(queue))
     assert again.attempt == 3
 
 
 async def test_a_cancelled_job_runs_again_with_its_cancel_request_cleared(queue: Queue) -> None:
     job = await queue.enqueue("default", "ocr", {})
-    await claim(queue.store)
+    await claim(store_of(queue))
     await queue.cancel(job.id, reason="oops")
-    await queue.store.release_jobs([job.id], [1])
+    await store_of(queue).release_jobs([job.id], [1])
     assert (await stored(queue, job.id)).state is JobState.CANCELLED
 
     retried = await queue.retry(str(job.id))
@@ -80,17 +82,17 @@ async def test_a_cancelled_job_runs_again_with_its_cancel_request_cleared(queue:
     assert retried.state is JobState.AVAILABLE
     assert (retried.cancel_requested_at, retried.cancel_reason) == (None, None)
     assert retried.max_attempts == 5  # attempts were left: none added
-    (again,) = await claim(queue.store)
-    assert await queue.store.complete_jobs([again.id], [again.attempt]) == {job.id}
+    (again,) = await claim(store_of(queue))
+    assert await store_of(queue).complete_jobs([again.id], [again.attempt]) == {job.id}
 
 
 @pytest.mark.parametrize("state", ["available", "running", "completed"])
 async def test_a_job_in_another_state_is_returned_unchanged(queue: Queue, state: str) -> None:
     job = await queue.enqueue("default", "ocr", {})
     if state != "available":
-        await claim(queue.store)
+        await claim(store_of(queue))
     if state == "completed":
-        await queue.store.complete_jobs([job.id], [1])
+        await store_of(queue).complete_jobs([job.id], [1])
     before = await stored(queue, job.id)
     assert await queue.retry(job.id) == before
 
@@ -125,16 +127,16 @@ async def test_two_operators_retrying_one_job_at_once_change_it_once(
     assert all(result is not None and result.state is JobState.AVAILABLE for result in results)
     after = await stored(queue, job.id)
     assert (after.attempt, after.max_attempts) == (1, 2)
-    assert len(await claim(queue.store)) == 1
+    assert len(await claim(store_of(queue))) == 1
 
 
 async def test_retry_jobs_retries_the_matching_failed_jobs(queue: Queue) -> None:
     matching = [await failed_job(queue, attempts=1) for _ in range(3)]
     other_type = await queue.enqueue("default", "thumb", {}, max_attempts=1)
-    await queue.store.claim_jobs(
+    await store_of(queue).claim_jobs(
         queues=["default"], job_types=["thumb"], limit=1, worker_id=WORKER, lease_seconds=60
     )
-    await queue.store.fail_jobs([other_type.id], [1], ["x"])
+    await store_of(queue).fail_jobs([other_type.id], [1], ["x"])
 
     assert await queue.retry_jobs(job_type="ocr") == 3
     for job in matching:
@@ -216,8 +218,8 @@ async def test_a_job_that_succeeds_first_time_has_no_history(
     queue: Queue, db: asyncpg.Connection
 ) -> None:
     job = await queue.enqueue("default", "ocr", {})
-    await claim(queue.store)
-    await queue.store.complete_jobs([job.id], [1])
+    await claim(store_of(queue))
+    await store_of(queue).complete_jobs([job.id], [1])
     assert (await stored(queue, job.id)).errors == []
     assert await db.fetchval("SELECT errors FROM docko_jobs WHERE id = $1", job.id) is None
 
@@ -225,9 +227,9 @@ async def test_a_job_that_succeeds_first_time_has_no_history(
 async def test_the_history_keeps_the_last_twenty_and_cuts_long_errors(queue: Queue) -> None:
     job = await queue.enqueue("default", "ocr", {}, max_attempts=30)
     for attempt in range(1, 26):
-        await claim(queue.store)
+        await claim(store_of(queue))
         error = f"attempt {attempt}: " + "x" * (5000 if attempt == 25 else 10)
-        await queue.store.retry_jobs([job.id], [attempt], [0.0], [error])
+        await store_of(queue).retry_jobs([job.id], [attempt], [0.0], [error])
     kept = (await stored(queue, job.id)).errors
     assert [e.attempt for e in kept] == list(range(6, 26))
     assert len(kept[-1].error) == 4000
