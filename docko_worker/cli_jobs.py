@@ -8,6 +8,7 @@ an unknown state name) is found before anything is changed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 import sys
 from collections.abc import Callable, Coroutine
@@ -16,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from . import operations
-from .cli import PROG, UsageError, _configured, _run_async
+from .cli import PROG, UsageError, _configured
 from .cli_display import dump_json, job_details, jobs_table, queues_table
 from .errors import DockoError
 from .job import JobState
@@ -137,7 +138,8 @@ def _with_queue(work: Callable[[Queue], Coroutine[Any, Any, int]]) -> int:
         async with await Queue.connect(config) as queue:
             return await work(queue)
 
-    return _run_async(run)
+    # One short command: the default event loop does (the daemon's runs on uvloop).
+    return asyncio.run(run())
 
 
 def _now() -> datetime:

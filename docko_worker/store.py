@@ -251,7 +251,7 @@ class JobStore:
     @asynccontextmanager
     async def _custom_plans(self) -> AsyncIterator[Any]:
         """A connection in a transaction that plans each statement for its arguments."""
-        runner = self._on(None)
+        runner: Any = self._on(None)
         if isinstance(runner, asyncpg.Pool):
             async with runner.acquire() as conn, conn.transaction():
                 await conn.execute(SQL.use_custom_plans)
