@@ -281,50 +281,6 @@ class Queue:
         """(queue, job type, state, count) rows."""
         return await self.store.job_counts()
 
-    # Consuming
-
-    def register_handler(
-        self, job_type: str, handler: Handler, *, timeout: float | None = None
-    ) -> None:
-        """Run ``handler`` for jobs of ``job_type``; ``timeout`` overrides ``job_timeout``."""
-        if self._supervisor is not None:
-            raise DockoError("register handlers before start()")
-        self.registry.register(job_type, handler, timeout=timeout)
-
-    def load_entry_points(self) -> list[str]:
-        """Register the handlers of every installed ``docko_worker.handlers`` entry point."""
-        return self.registry.load_entry_points()
-
-    @property
-    def supervisor(self) -> Supervisor | None:
-        return self._supervisor
-
-    async def start(self, queue_names: Sequence[str] | None = None) -> None:
-        """Start workers for ``queue_names`` (default: ``config.queues``); returns at once."""
-        if self._supervisor is not None:
-            raise DockoError("this queue has already been started")
-        if not len(self.registry):
-            raise DockoError("no handlers registered: nothing to run")
-        queues = list(queue_names or self.config.queues)
-        supervisor = Supervisor(self.store, self.registry, self.config, queues)
-        self._supervisor = supervisor
-        rescuer = Rescuer(self.store, self.config)
-        pruner = Pruner(self.store, self.config)
-        supervisor.start(extra=[rescuer.run, pruner.run])
-        if self.config.listen:
-            self.waker = Waker(self.config, lambda: connect(self.config), supervisor.wake)
-            self._waker_task = asyncio.create_task(self.waker.run(), name="docko-waker")
-
-    async def stop(self) -> None:
-        """Graceful stop: see ``Supervisor.stop``. Safe to call when not started."""
-        supervisor = self._supervisor
-        if supervisor is None:
-            return
-        if self._waker_task is not None:
-            await settle({self._waker_task}, grace=WAKER_STOP_GRACE)
-            self._waker_task = None
-        await supervisor.stop()
-
     # Operating (the logic lives in docko_worker.operations)
 
     def _operating_store(self) -> JobStore:
@@ -432,3 +388,47 @@ class Queue:
     async def resume(self, queue_name: str) -> None:
         """Let daemons claim from ``queue_name`` again."""
         await self._operating_store().resume_queue(_check_text("queue_name", queue_name))
+
+    # Consuming
+
+    def register_handler(
+        self, job_type: str, handler: Handler, *, timeout: float | None = None
+    ) -> None:
+        """Run ``handler`` for jobs of ``job_type``; ``timeout`` overrides ``job_timeout``."""
+        if self._supervisor is not None:
+            raise DockoError("register handlers before start()")
+        self.registry.register(job_type, handler, timeout=timeout)
+
+    def load_entry_points(self) -> list[str]:
+        """Register the handlers of every installed ``docko_worker.handlers`` entry point."""
+        return self.registry.load_entry_points()
+
+    @property
+    def supervisor(self) -> Supervisor | None:
+        return self._supervisor
+
+    async def start(self, queue_names: Sequence[str] | None = None) -> None:
+        """Start workers for ``queue_names`` (default: ``config.queues``); returns at once."""
+        if self._supervisor is not None:
+            raise DockoError("this queue has already been started")
+        if not len(self.registry):
+            raise DockoError("no handlers registered: nothing to run")
+        queues = list(queue_names or self.config.queues)
+        supervisor = Supervisor(self.store, self.registry, self.config, queues)
+        self._supervisor = supervisor
+        rescuer = Rescuer(self.store, self.config)
+        pruner = Pruner(self.store, self.config)
+        supervisor.start(extra=[rescuer.run, pruner.run])
+        if self.config.listen:
+            self.waker = Waker(self.config, lambda: connect(self.config), supervisor.wake)
+            self._waker_task = asyncio.create_task(self.waker.run(), name="docko-waker")
+
+    async def stop(self) -> None:
+        """Graceful stop: see ``Supervisor.stop``. Safe to call when not started."""
+        supervisor = self._supervisor
+        if supervisor is None:
+            return
+        if self._waker_task is not None:
+            await settle({self._waker_task}, grace=WAKER_STOP_GRACE)
+            self._waker_task = None
+        await supervisor.stop()

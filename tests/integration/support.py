@@ -1,5 +1,4 @@
-"""Helpers for the integration tests: polling with a deadline, running queues, job look-ups,
-races decided by row locks.
+"""Helpers for the integration tests: polling with a deadline, running queues, job look-ups.
 
 Imported as ``tests.integration.support`` (the project root is on ``sys.path``), so the name
 cannot clash with a helper module of another test directory.
@@ -14,11 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
-import asyncpg
-
 from docko_worker import Config, Job, JobState, Queue
 from docko_worker.registry import Handler
-from docko_worker.store import JobStore
 
 T = TypeVar("T")
 
@@ -93,33 +89,3 @@ async def count_jobs(queue: Queue, **where: Any) -> int:
     clauses = " AND ".join(f"{column} = ${i}" for i, column in enumerate(where, start=1))
     sql = "SELECT count(*) FROM docko_jobs" + (f" WHERE {clauses}" if clauses else "")
     return int(await queue.pool.fetchval(sql, *where.values()))
-
-
-async def wait_for_lock_wait(db: asyncpg.Connection) -> None:
-    """Until another session of this database waits for a lock (the statement racing ours)."""
-    for _ in range(500):
-        waiting = await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the racing statement never waited for the row lock")
-
-
-async def after_commit_of(
-    db: asyncpg.Connection, first: Callable[[JobStore], Awaitable[object]], second: Awaitable[T]
-) -> T:
-    """A race decided by row locks: ``first`` runs on ``db`` in a transaction, ``second`` starts
-    and waits for its locks, then ``first`` commits; returns what ``second`` returned."""
-    async with db.transaction():
-        await first(JobStore(db))
-        waiting = asyncio.ensure_future(second)
-        await wait_for_lock_wait(db)
-    return await waiting
-
-
-def store_of(queue: Queue) -> JobStore:
-    """Named-statement access on the queue's own pool."""
-    return JobStore(queue.pool)

@@ -14,7 +14,7 @@ import pytest
 
 from docko_worker import DockoError, Job, JobState, Queue
 from docko_worker.store import JobStore
-from tests.integration.support import after_commit_of, store_of
+from tests.integration.operator_support import after_commit_of, store_of
 
 WORKER = "host:1:holder"
 

@@ -12,7 +12,8 @@ import pytest
 
 from docko_worker import Config, DockoError, Job, JobState, Queue, QueueInfo
 from docko_worker.store import JobStore
-from tests.integration.support import running_queue, store_of, wait_for_state
+from tests.integration.operator_support import store_of
+from tests.integration.support import running_queue, wait_for_state
 
 WORKER = "host:1:w"
 

@@ -17,7 +17,7 @@ import pytest
 from docko_worker import MigrationError
 from docko_worker.migrations import available_migrations, migrate, pending_migrations
 from docko_worker.statements import sql_dir
-from tests.integration.support import wait_for_lock_wait
+from tests.integration.operator_support import wait_for_lock_wait
 
 CONCURRENT_INDEX = """-- docko: no-transaction
 CREATE TABLE IF NOT EXISTS docko_probe (id integer, label text);

@@ -13,7 +13,8 @@ import pytest
 
 from docko_worker import Config, DockoError, Job, JobState, Queue
 from docko_worker.store import JobStore
-from tests.integration.support import after_commit_of, running_queue, store_of, wait_for_state
+from tests.integration.operator_support import after_commit_of, store_of
+from tests.integration.support import running_queue, wait_for_state
 
 WORKER = "host:1:w"
 
