@@ -339,13 +339,11 @@ class Queue:
     ) -> int:
         """``retry`` every job in ``state`` (``failed`` or ``cancelled``) matching the filters;
         returns how many were retried. Jobs whose dedupe key is held are left as they are."""
-        retryable = parse_state(state)
-        assert retryable is not None
         return await operations.retry_jobs(
             self._operating_store(),
             queue_name=_optional_text("queue_name", queue_name),
             job_type=_optional_text("job_type", job_type),
-            state=retryable,
+            state=parse_state(state) or JobState.FAILED,
         )
 
     async def list_jobs(
