@@ -15,8 +15,9 @@ from .errors import (
     PermanentError,
     RegistryError,
 )
-from .job import Job, JobState
+from .job import Job, JobError, JobState
 from .logs import configure_logging
+from .operations import QueueInfo
 from .producers import (
     complete,
     complete_async,
@@ -36,12 +37,14 @@ __all__ = [
     "DockoError",
     "HandlerRegistry",
     "Job",
+    "JobError",
     "JobState",
     "LeaseLost",
     "MigrationError",
     "PayloadError",
     "PermanentError",
     "Queue",
+    "QueueInfo",
     "RegistryError",
     "complete",
     "complete_async",

@@ -1,4 +1,5 @@
-"""The ``docko-worker`` command: run, migrate, enqueue, stats, healthcheck, demo.
+"""The ``docko-worker`` command: run, migrate, enqueue, stats, healthcheck, demo, and the
+operator's ``jobs`` and ``queues`` (in ``cli_jobs``).
 
 Configuration comes from ``DOCKO_*`` environment variables (see ``docko_worker.config``). Mistakes
 a user can make (bad configuration, an unknown option, a handler entry point that will not
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--failure-rate", type=float, default=0.1, help="share of attempts that fail (0.1)"
     )
+    from .cli_jobs import add_operator_parsers
+
+    add_operator_parsers(add)
     return parser
 
 
@@ -410,6 +414,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(jobs=args.jobs, workers=args.workers, failure_rate=args.failure_rate)
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from .cli_jobs import cmd_jobs
+
+    return cmd_jobs(args)
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    from .cli_jobs import cmd_queues
+
+    return cmd_queues(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "migrate": cmd_migrate,
@@ -417,4 +433,6 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stats": cmd_stats,
     "healthcheck": cmd_healthcheck,
     "demo": cmd_demo,
+    "jobs": cmd_jobs,
+    "queues": cmd_queues,
 }

@@ -1,7 +1,7 @@
 """The completer: writes job outcomes to the database in batches.
 
-Workers hand it outcomes (completed, retry, failed, handed back) without waiting; it writes them
-with one statement per kind, flushing when ``completion_batch_size`` outcomes wait or
+Workers hand it outcomes (completed, retry, failed, handed back, cancelled) without waiting; it
+writes them with one statement per kind, flushing when ``completion_batch_size`` outcomes wait or
 ``completion_flush_interval`` has passed. Every write is guarded by the attempt the job was claimed
 with; an outcome the database refuses (the lease was lost and the job moved on) is logged and
 dropped. What was written, or refused, leaves the process's ``HeldJobs``.
@@ -48,9 +48,16 @@ class _Pending:
     retried: list[tuple[Job, float, str]] = field(default_factory=list)
     failed: list[tuple[Job, str]] = field(default_factory=list)
     released: list[Job] = field(default_factory=list)
+    cancelled: list[Job] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.completed) + len(self.retried) + len(self.failed) + len(self.released)
+        return (
+            len(self.completed)
+            + len(self.retried)
+            + len(self.failed)
+            + len(self.released)
+            + len(self.cancelled)
+        )
 
     def jobs(self) -> list[Job]:
         return [
@@ -58,17 +65,23 @@ class _Pending:
             *(job for job, _, _ in self.retried),
             *(job for job, _ in self.failed),
             *self.released,
+            *self.cancelled,
         ]
 
     def take(self, size: int) -> _Pending:
         """Up to ``size`` outcomes of each kind, removed from this one."""
         batch = _Pending(
-            self.completed[:size], self.retried[:size], self.failed[:size], self.released[:size]
+            self.completed[:size],
+            self.retried[:size],
+            self.failed[:size],
+            self.released[:size],
+            self.cancelled[:size],
         )
         del self.completed[:size]
         del self.retried[:size]
         del self.failed[:size]
         del self.released[:size]
+        del self.cancelled[:size]
         return batch
 
     def put_back(self, other: _Pending) -> None:
@@ -77,6 +90,7 @@ class _Pending:
         self.retried[:0] = other.retried
         self.failed[:0] = other.failed
         self.released[:0] = other.released
+        self.cancelled[:0] = other.cancelled
 
     def singles(self) -> list[_Pending]:
         """Each outcome as a batch of its own."""
@@ -85,6 +99,7 @@ class _Pending:
             *(_Pending(retried=[item]) for item in self.retried),
             *(_Pending(failed=[item]) for item in self.failed),
             *(_Pending(released=[job]) for job in self.released),
+            *(_Pending(cancelled=[job]) for job in self.cancelled),
         ]
 
 
@@ -144,6 +159,11 @@ class Completer:
 
     def release(self, job: Job) -> None:
         self._pending.released.append(job)
+        self._added()
+
+    def cancel(self, job: Job) -> None:
+        """Its handler was stopped on an operator's request: the job ends ``cancelled``."""
+        self._pending.cancelled.append(job)
         self._added()
 
     def _added(self) -> None:
@@ -309,6 +329,17 @@ class Completer:
                 store.release_jobs([j.id for j in jobs], [j.attempt for j in jobs]),
             )
             batch.released = []
+        if batch.cancelled:
+            jobs = batch.cancelled
+            await self._guarded(
+                result,
+                "cancelled",
+                jobs,
+                store.cancel_running_jobs(
+                    [j.id for j in jobs], [j.attempt for j in jobs], [None] * len(jobs)
+                ),
+            )
+            batch.cancelled = []
 
     async def _guarded(
         self, result: FlushResult, outcome: str, jobs: list[Job], write: Awaitable[set[UUID]]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from uuid import UUID
 
 import structlog
 
@@ -26,11 +28,20 @@ log = structlog.get_logger("docko_worker.heartbeat")
 class Heartbeat:
     """Keeps the leases of ``held`` jobs alive while this process holds them."""
 
-    def __init__(self, store: JobStore, config: Config, held: HeldJobs, worker_id: str) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        config: Config,
+        held: HeldJobs,
+        worker_id: str,
+        *,
+        on_cancel_requested: Callable[[UUID], object] | None = None,
+    ) -> None:
         self._store = store
         self._config = config
         self._held = held
         self._worker_id = worker_id
+        self._on_cancel_requested = on_cancel_requested
 
     async def run(self) -> None:
         interval = self._config.effective_heartbeat_interval
@@ -74,4 +85,9 @@ class Heartbeat:
                 "lease_lost", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
             )
         held.release(lost)
+        if self._on_cancel_requested is not None:
+            # The fallback for a control notification missed (LISTEN down, or poll-only mode).
+            for job_id, cancel_requested in kept.items():
+                if cancel_requested:
+                    self._on_cancel_requested(job_id)
         return len(lost)

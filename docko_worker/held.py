@@ -81,6 +81,10 @@ class HeldJobs:
         current = self._leased.get(job.id)
         return current is not None and current.attempt == job.attempt
 
+    def holds_id(self, job_id: UUID) -> bool:
+        """Whether some attempt of ``job_id`` is held here."""
+        return job_id in self._leased
+
     def awaiting_write(self, job: Job) -> bool:
         """Whether ``job``'s outcome is with the completer (its write decides what happened)."""
         return job.id in self._awaiting_write and self.holds(job)

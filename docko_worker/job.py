@@ -9,6 +9,11 @@
 
 A claim increments ``attempt``, so a handler sees 1 on its first run. Every write that finishes a
 job names the attempt it was claimed with, so a worker that lost its lease changes nothing.
+
+An operator's cancel ends an available job ``cancelled`` at once, and asks a running one to stop:
+its next outcome write (retry, fail, hand-back) or the lease sweep ends it ``cancelled`` instead,
+while a success still completes it. An operator's retry makes a failed or cancelled job available
+again. ``errors`` keeps each failed attempt's error (the last 20), ``last_error`` the latest.
 """
 
 from __future__ import annotations
@@ -135,6 +140,25 @@ def _timestamp(seconds: float | None) -> datetime | None:
         return _INFINITE[float("inf") if seconds > 0 else float("-inf")]
 
 
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """One failed attempt of a job: its number, when it failed (aware, UTC) and its error."""
+
+    attempt: int
+    at: datetime
+    error: str
+
+
+def _errors(text: str | None) -> list[JobError]:
+    """The ``errors`` history column (JSON text, or NULL: none) as ``JobError``s, oldest first."""
+    if text is None:
+        return []
+    return [
+        JobError(entry["attempt"], datetime.fromisoformat(entry["at"]), entry["error"])
+        for entry in json.loads(text)
+    ]
+
+
 @dataclass(slots=True)
 class Job:
     """One job as stored. Handlers receive it and read ``payload``."""
@@ -155,6 +179,9 @@ class Job:
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     finished_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    cancel_reason: str | None = None
+    errors: list[JobError] = field(default_factory=list)
     # Set by ``docko_worker.complete(conn, job)``: this attempt marked the job completed inside
     # the handler's own transaction. The daemon's own completion write for it then expects to
     # be refused (that transaction committed) and says nothing; if it lands, the handler's
@@ -216,7 +243,9 @@ class Job:
     @classmethod
     def _build(cls, records: Sequence[Sequence[Any]], payloads: Sequence[Any]) -> list[Job]:
         seconds = {
-            value for row in records for value in (row[8], row[9], row[10], row[14], row[15])
+            value
+            for row in records
+            for value in (row[8], row[9], row[10], row[14], row[15], row[16])
         }
         # Any: the NOT NULL timestamp columns never map to None.
         at: dict[float | None, Any] = {value: _timestamp(value) for value in seconds}
@@ -238,6 +267,9 @@ class Job:
                 row[13],
                 at[row[14]],
                 at[row[15]],
+                at[row[16]],
+                row[17],
+                _errors(row[18]),
             )
             for row, payload in zip(records, payloads, strict=True)
         ]

@@ -230,6 +230,11 @@ def check_text(name: str, value: object) -> str:
     return value
 
 
+def optional_text(name: str, value: str | None) -> str | None:
+    """``check_text`` for a value that may be absent (None)."""
+    return None if value is None else check_text(name, value)
+
+
 def _int4(name: str, value: object, minimum: int) -> int:
     number = None if isinstance(value, bool) else _as_int(value)
     if number is None or not minimum <= number <= INT4_MAX:

@@ -24,11 +24,13 @@ from uuid import UUID
 
 import structlog
 
+from . import operations
 from .config import Config, load_config
 from .db import Pool, Runner
 from .errors import DockoError
-from .job import Job
+from .job import Job, JobState
 from .migrations import Migration, migrate
+from .operations import QueueInfo, parse_job_id, parse_state
 from .payloads import (
     check_max_attempts,
     check_priority,
@@ -36,6 +38,7 @@ from .payloads import (
     check_text,
     encode_payload,
     encode_payloads,
+    optional_text,
 )
 from .pool import connect, create_pool, wait_for_pool
 from .recorder import Counters
@@ -224,6 +227,108 @@ class Queue:
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
         """(queue, job type, state, count) rows."""
         return await self._store.job_counts()
+
+    # Operating (the logic lives in docko_worker.operations)
+
+    async def cancel(self, job_id: UUID | str, *, reason: str | None = None) -> Job | None:
+        """Cancel one job; returns it as it is now, or None when there is no such job.
+
+        An available (or scheduled) job is cancelled at once and never runs. A running job is
+        asked to stop: the daemon holding it cancels its handler, and the job ends ``cancelled``,
+        not retried. If the handler finishes first, its outcome stands; if the daemon died, the
+        lease sweep ends the job ``cancelled``. ``last_error`` reads ``Cancelled`` or
+        ``Cancelled: <reason>``. A finished job is returned unchanged. A cancelled job's dedupe key
+        is free again. A malformed id raises ``DockoError``.
+        """
+        job, _ = await operations.cancel(
+            self._store, parse_job_id(job_id), optional_text("reason", reason or None)
+        )
+        return job
+
+    async def cancel_jobs(
+        self,
+        *,
+        queue_name: str | None = None,
+        job_type: str | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """``cancel`` every available and running job matching the filters (None: any);
+        returns how many were cancelled or asked to stop."""
+        return await operations.cancel_jobs(
+            self._store,
+            queue_name=optional_text("queue_name", queue_name),
+            job_type=optional_text("job_type", job_type),
+            reason=optional_text("reason", reason or None),
+        )
+
+    async def retry(self, job_id: UUID | str) -> Job | None:
+        """Run a failed or cancelled job again; returns it as it is now, or None when there is
+        no such job.
+
+        It becomes available and due now, with one more attempt allowed when its attempts are
+        spent; its ``attempt`` keeps counting and its ``errors`` are kept. A job in any other
+        state is returned unchanged. If an unfinished job holds its dedupe key, nothing changes
+        and ``DockoError`` names that job. Two retries of one job at once change it once.
+        """
+        job, _ = await operations.retry(self._store, parse_job_id(job_id))
+        return job
+
+    async def retry_jobs(
+        self,
+        *,
+        queue_name: str | None = None,
+        job_type: str | None = None,
+        state: JobState | str = "failed",
+    ) -> int:
+        """``retry`` every job in ``state`` (``failed`` or ``cancelled``) matching the filters;
+        returns how many were retried. Jobs whose dedupe key is held are left as they are."""
+        return await operations.retry_jobs(
+            self._store,
+            queue_name=optional_text("queue_name", queue_name),
+            job_type=optional_text("job_type", job_type),
+            state=parse_state(state) or JobState.FAILED,
+        )
+
+    async def list_jobs(
+        self,
+        *,
+        queue_name: str | None = None,
+        job_type: str | None = None,
+        state: JobState | str | None = None,
+        limit: int = 50,
+        before: UUID | str | None = None,
+    ) -> list[Job]:
+        """Jobs matching the filters (None: any), newest first, at most ``limit`` (1 to 10,000).
+
+        For the next page pass the last id of this one as ``before``. An unknown state name or
+        a malformed id raises ``DockoError``.
+        """
+        return await operations.list_jobs(
+            self._store,
+            queue_name=optional_text("queue_name", queue_name),
+            job_type=optional_text("job_type", job_type),
+            state=parse_state(state),
+            limit=limit,
+            before=None if before is None else parse_job_id(before),
+        )
+
+    async def queues(self) -> list[QueueInfo]:
+        """Every queue that has a job (not counting completed ones), was paused, or was served.
+
+        ``counts`` holds the number of available, running, failed and cancelled jobs: each read
+        from a partial index, so the cost follows those jobs, never the completed history
+        (``job_counts`` counts that too, by reading all of it).
+        """
+        return await operations.queues(self._store)
+
+    async def pause(self, queue_name: str) -> None:
+        """Stop every daemon claiming from ``queue_name`` (running jobs finish); the flag is
+        stored, so it survives restarts. A queue never used may be paused too."""
+        await self._store.pause_queue(check_text("queue_name", queue_name))
+
+    async def resume(self, queue_name: str) -> None:
+        """Let daemons claim from ``queue_name`` again."""
+        await self._store.resume_queue(check_text("queue_name", queue_name))
 
     # Consuming
 

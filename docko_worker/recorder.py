@@ -30,6 +30,7 @@ class Counters:
     retried: int = 0
     failed: int = 0
     released: int = 0
+    cancelled: int = 0
 
 
 class Recorder:
@@ -91,8 +92,7 @@ class Recorder:
                 error=error_text,
                 exc_info=error,
             )
-        elif kind is OutcomeKind.FAILED or kind is OutcomeKind.CANCELLED:
-            # Until the database knows cancellation, a cancelled job is failed for good.
+        elif kind is OutcomeKind.FAILED:
             self.counters.failed += 1
             error_text = outcome.error or ""
             self._completer.fail(job, error_text)
@@ -105,6 +105,16 @@ class Recorder:
                 permanent=outcome.permanent,
                 error=error_text,
                 exc_info=error,
+            )
+        elif kind is OutcomeKind.CANCELLED:
+            self.counters.cancelled += 1
+            self._completer.cancel(job)
+            log.info(
+                "job_cancelled",
+                job_id=str(job.id),
+                job_type=job.job_type,
+                attempt=job.attempt,
+                error=outcome.error,
             )
         else:
             self.counters.released += 1

@@ -3,12 +3,15 @@
 Methods take plain values and return plain values or ``Job``s; the batch methods take parallel
 lists, so one round trip writes many outcomes. Each write that finishes a job is guarded by the
 attempt it was claimed with and returns the ids it actually changed, so callers can tell a lost
-lease from a write that landed.
+lease from a write that landed. The operator's statements (cancel, requeue, lists, queues) come
+last; those that list run with custom plans, in a transaction of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -21,8 +24,23 @@ from .job import Job, new_job_id_bytes, uuids_from_bytes
 from .statements import SQL
 
 NOTIFY_CHANNEL = "docko_jobs"
+# Operators' requests to the daemons: JSON text, {"cancel": "<job id>", "worker_id": "<holder>"},
+# {"pause": "<queue>"} or {"resume": "<queue>"}.
+CONTROL_CHANNEL = "docko_control"
 
 JOBS_TABLE = "docko_jobs"
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs ``list_jobs`` and ``list_job_ids`` return: the given filters (None: any), newest
+    first, at most ``limit``, after the job ``before`` (the last of the previous page)."""
+
+    queue_name: str | None = None
+    job_type: str | None = None
+    state: str | None = None
+    before: UUID | None = None
+    limit: int = 50
 
 
 class JobStore:
@@ -182,13 +200,23 @@ class JobStore:
     ) -> set[UUID]:
         return await self._ids(SQL.fail_jobs, ids, attempts, errors)
 
+    async def cancel_running_jobs(
+        self, ids: Sequence[UUID], attempts: Sequence[int], errors: Sequence[str | None]
+    ) -> set[UUID]:
+        """End jobs whose handler was cancelled on request; ``errors`` (or None) join history."""
+        return await self._ids(SQL.cancel_running_jobs, ids, attempts, errors)
+
     async def release_jobs(self, ids: Sequence[UUID], attempts: Sequence[int]) -> set[UUID]:
         return await self._ids(SQL.release_jobs, ids, attempts)
 
     async def extend_leases(
         self, ids: Sequence[UUID], attempts: Sequence[int], worker_id: str, lease_seconds: float
-    ) -> set[UUID]:
-        return await self._ids(SQL.extend_leases, ids, attempts, worker_id, lease_seconds)
+    ) -> dict[UUID, bool]:
+        """The ids still held, each mapped to whether an operator asked it to stop."""
+        rows = await self._on(None).fetch(
+            SQL.extend_leases, ids, attempts, worker_id, lease_seconds
+        )
+        return {row[0]: row[1] for row in rows}
 
     async def rescue_expired_jobs(self, limit: int) -> list[dict[str, Any]]:
         rows = await self.runner.fetch(SQL.rescue_expired_jobs, limit)
@@ -214,6 +242,63 @@ class JobStore:
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
         rows = await self.runner.fetch(SQL.job_counts)
         return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    # Operating
+
+    async def cancel_jobs(self, ids: Sequence[UUID], reason: str | None) -> list[Job]:
+        """Cancel available jobs, ask running ones to stop; returns the jobs changed."""
+        rows = await self._on(None).fetch(SQL.cancel_jobs, ids, reason, CONTROL_CHANNEL)
+        return Job.from_records(rows)
+
+    async def requeue_jobs(self, ids: Sequence[UUID]) -> list[Job]:
+        """Make failed or cancelled jobs available now; returns the jobs changed."""
+        rows = await self._on(None).fetch(SQL.requeue_jobs, ids, NOTIFY_CHANNEL)
+        return Job.from_records(rows)
+
+    async def list_jobs(self, where: JobFilter) -> list[Job]:
+        return Job.from_records(await self._list(SQL.list_jobs, where))
+
+    async def list_job_ids(self, where: JobFilter) -> list[UUID]:
+        return [row[0] for row in await self._list(SQL.list_job_ids, where)]
+
+    async def _list(self, statement: str, where: JobFilter) -> list[Any]:
+        async with self._custom_plans() as conn:
+            return list(
+                await conn.fetch(
+                    statement,
+                    where.queue_name,
+                    where.job_type,
+                    where.state,
+                    where.before,
+                    where.limit,
+                )
+            )
+
+    @asynccontextmanager
+    async def _custom_plans(self) -> AsyncIterator[Any]:
+        """A connection in a transaction that plans each statement for its arguments."""
+        runner: Any = self._on(None)
+        if isinstance(runner, asyncpg.Pool):
+            async with runner.acquire() as conn, conn.transaction():
+                await conn.execute(SQL.use_custom_plans)
+                yield conn
+        else:
+            async with runner.transaction():
+                await runner.execute(SQL.use_custom_plans)
+                yield runner
+
+    async def queue_overview(self) -> list[dict[str, Any]]:
+        rows = await self._on(None).fetch(SQL.queue_overview)
+        return [dict(row) for row in rows]
+
+    async def pause_queue(self, queue_name: str) -> None:
+        await self._on(None).execute(SQL.pause_queue, queue_name, CONTROL_CHANNEL)
+
+    async def resume_queue(self, queue_name: str) -> None:
+        await self._on(None).execute(SQL.resume_queue, queue_name, CONTROL_CHANNEL)
+
+    async def register_queues(self, queue_names: Sequence[str]) -> None:
+        await self._on(None).execute(SQL.register_queues, queue_names)
 
     async def _ids(self, statement: str, *args: Any) -> set[UUID]:
         rows = await self.runner.fetch(statement, *args)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any
 
+import asyncpg
 import structlog
 
 from .alarm import Alarm
@@ -139,8 +140,14 @@ class Supervisor:
             default_timeout=config.job_timeout,
             thread_pool_size=config.thread_pool_size,
         )
-        self._heartbeat = Heartbeat(store, config, held, self.worker_id)
-        self._waker = Waker(config, connect, self.wake) if config.listen and connect else None
+        self._heartbeat = Heartbeat(
+            store, config, held, self.worker_id, on_cancel_requested=self._workers.cancel
+        )
+        self._waker = (
+            Waker(config, connect, self.wake, control=self.control)
+            if config.listen and connect
+            else None
+        )
         self._loop_monitor = LoopMonitor(
             min(LOOP_BLOCK_WARNING, config.visibility_timeout / 2), self._workers.running_jobs
         )
@@ -176,6 +183,7 @@ class Supervisor:
             self._watch("docko-health", partial(keep_touching, config.health_file, interval))
         if self._waker is not None:
             self._watch("docko-waker", self._waker.run)
+        self._watch("docko-register-queues", self._register_queues)
 
     def _watch(
         self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]
@@ -200,6 +208,13 @@ class Supervisor:
                 log.exception("task_failed_restarting", task=name, restart_in=round(delay, 2))
             await asyncio.sleep(delay)
 
+    async def _register_queues(self) -> None:
+        """Record the served queues, so ``queues()`` lists them once all their jobs are gone."""
+        try:
+            await self._store.register_queues(self.queues)
+        except asyncpg.InsufficientPrivilegeError:
+            log.info("queues_not_registered", reason="no INSERT privilege on docko_queues")
+
     def wake(self, payload: str = "") -> None:
         """Called by the waker with a notification's payload: a job may be waiting in a queue
         ('' means any), or will be due at a moment (see ``wake_payload`` in queries.sql)."""
@@ -214,6 +229,21 @@ class Supervisor:
             self._fetcher.wake()
         else:
             self._fetcher.wake_at(due)
+
+    def control(self, payload: str) -> None:
+        """Called by the waker with an operator's control notification (see ``cancel_jobs`` in
+        queries.sql): a cancel request for a job this process holds is carried out here."""
+        try:
+            message = json.loads(payload)
+            if not isinstance(message, dict) or "cancel" not in message:
+                return  # pause and resume: the claim reads the flag itself
+            if message.get("worker_id") not in (None, self.worker_id):
+                return
+            job_id = uuid.UUID(str(message["cancel"]))
+        except (ValueError, TypeError):
+            log.warning("control_message_ignored", payload=payload[:200])
+            return
+        self._workers.cancel(job_id)
 
     def _database_back(self) -> None:
         if self._waker is not None:

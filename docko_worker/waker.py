@@ -1,4 +1,5 @@
-"""The waker: a dedicated LISTEN connection that wakes idle workers when jobs are enqueued.
+"""The waker: a dedicated LISTEN connection that wakes idle workers when jobs are enqueued, and
+passes on operators' control notifications (a cancel request for a running job).
 
 Notifications only shorten the wait; workers still poll every ``poll_interval``, so a lost
 connection delays jobs but never strands them. The connection is checked periodically (a silent
@@ -22,7 +23,7 @@ from .db import Connection
 from .dsn import describe_connection_error
 from .retry import reconnect_delay
 from .statements import SQL
-from .store import NOTIFY_CHANNEL
+from .store import CONTROL_CHANNEL, NOTIFY_CHANNEL
 
 log = structlog.get_logger("docko_worker.waker")
 
@@ -38,6 +39,7 @@ class Waker:
         connect: Connect,
         wake: Callable[[str], None],
         *,
+        control: Callable[[str], None] | None = None,
         check_interval: float = 5.0,
         base_backoff: float = 0.25,
         max_backoff: float = 2.0,
@@ -45,6 +47,7 @@ class Waker:
         self._config = config
         self._connect = connect
         self._wake = wake
+        self._control = control
         self._check_interval = check_interval
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
@@ -98,6 +101,8 @@ class Waker:
         self._conn = await self._connect()
         self._conn.add_termination_listener(self._on_termination)
         await self._conn.add_listener(NOTIFY_CHANNEL, self._on_notification)
+        if self._control is not None:
+            await self._conn.add_listener(CONTROL_CHANNEL, self._on_control)
 
     async def _watch(self) -> None:
         while True:
@@ -110,6 +115,10 @@ class Waker:
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self._wake(payload)
+
+    def _on_control(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        assert self._control is not None
+        self._control(payload)
 
     def _on_termination(self, _conn: Any) -> None:
         self._lost.set()

@@ -67,6 +67,8 @@ class Workers:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._next_index = 0
         self._stopping = False
+        # Cancel requests for jobs held here whose handler has not started yet.
+        self._cancel_when_started: dict[UUID, str | None] = {}
 
     def start(self) -> None:
         for _ in range(self._count):
@@ -97,6 +99,8 @@ class Workers:
                 continue
             execution = Execution(job, task)
             held.start(execution)
+            if self._cancel_when_started and job.id in self._cancel_when_started:
+                executor.cancel(execution, self._cancel_when_started.pop(job.id))
             try:
                 outcome = await executor.run(execution, registered)
             except Exception:  # a fault of the daemon's own, not the handler's
@@ -134,12 +138,16 @@ class Workers:
     # Interruptions
 
     def cancel(self, job_id: UUID, reason: str | None = None) -> bool:
-        """Cancel the running handler of ``job_id``; False when this process does not run it."""
+        """An operator cancelled ``job_id``: stop its handler, now if it runs here, or as soon as
+        it starts if this process holds it unstarted. False when this process does not hold it."""
         execution = self._held.execution(job_id)
-        if execution is None:
-            return False
-        self._executor.cancel(execution, reason)
-        return True
+        if execution is not None:
+            self._executor.cancel(execution, reason)
+            return True
+        if self._held.holds_id(job_id):
+            self._cancel_when_started[job_id] = reason
+            return True
+        return False
 
     async def stop(self, shutdown_timeout: float) -> None:
         """Graceful shutdown: see the module docstring."""

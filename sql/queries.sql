@@ -12,7 +12,8 @@ id, queue_name, job_type, payload::text AS payload, state::text AS state, attemp
 priority, date_part('epoch', run_at) AS run_at, date_part('epoch', created_at) AS created_at,
 date_part('epoch', updated_at) AS updated_at, last_error, dedupe_key, worker_id,
 date_part('epoch', lease_expires_at) AS lease_expires_at,
-date_part('epoch', finished_at) AS finished_at
+date_part('epoch', finished_at) AS finished_at,
+date_part('epoch', cancel_requested_at) AS cancel_requested_at, cancel_reason, errors::text AS errors
 
 -- fragment: still_running
 -- The guard of every write to a running job, found by id. Compared as text on purpose: the
@@ -21,9 +22,49 @@ date_part('epoch', finished_at) AS finished_at
 -- they do on a table holding a long history. The primary key lookup stays the only plan.
 jobs.state::text = 'running'
 
--- name: migration_lock
--- Serializes migrations across replicas that start together; released at commit.
-SELECT pg_advisory_xact_lock(hashtext('docko_worker:migrate'))
+-- fragment: cancelled_error
+-- The last_error of a job ended by a cancel request: 'Cancelled', or 'Cancelled: <reason>'.
+'Cancelled' || COALESCE(': ' || jobs.cancel_reason, '')
+
+-- fragment: error_at
+-- When an attempt failed, as ISO 8601 text in UTC, for the errors history.
+to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+
+-- fragment: kept_errors
+-- The jsonpath keeping the last 20 entries of the errors history (lax: a shorter one whole).
+'lax $[last-19 to last]'
+
+-- fragment: append_error
+-- The errors history with outcome.error appended as this attempt's entry (none when NULL). Each
+-- entry keeps the first 4,000 characters of its error; last_error keeps the whole latest one.
+CASE WHEN outcome.error IS NULL THEN jobs.errors
+     ELSE jsonb_path_query_array(
+         COALESCE(jobs.errors, '[]'::jsonb)
+         || jsonb_build_object('attempt', jobs.attempt, 'at', {{error_at}},
+                               'error', left(outcome.error, 4000)),
+         {{kept_errors}})
+END
+
+-- fragment: lease_expired_error
+'LeaseExpired: the lease of worker ' || COALESCE(jobs.worker_id, 'unknown')
+|| ' expired during attempt ' || jobs.attempt
+
+-- fragment: new_job_id
+-- A time-ordered UUID (version 7, RFC 9562): the server clock's milliseconds over the first 48
+-- bits of a random UUID, whose version bits become 7. Ids ascend with time like those a bulk
+-- enqueue makes in the client (job.py), so newest first is descending id order.
+encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+    placing substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+    FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+
+-- name: migration_try_lock
+-- Serializes migrations across replicas that start together (and with earlier versions, which
+-- take this key as a transaction lock). Session-level, as a migration may run outside a
+-- transaction; false when another session holds it.
+SELECT pg_try_advisory_lock(hashtext('docko_worker:migrate'))
+
+-- name: migration_unlock
+SELECT pg_advisory_unlock(hashtext('docko_worker:migrate'))
 
 -- name: migration_table_exists
 -- Read-only, so a daemon without CREATE rights can see that the schema is current.
@@ -55,7 +96,7 @@ CASE WHEN due > now()
 -- NOTIFY is delivered when the surrounding transaction commits, never on rollback.
 WITH inserted AS (
     INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at, dedupe_key)
-    VALUES (gen_random_uuid(), $1, $2, $3::text::json, $4, $5,
+    VALUES ({{new_job_id}}, $1, $2, $3::text::json, $4, $5,
             COALESCE($6::timestamptz, now()) + make_interval(secs => $7::float8), $8)
     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('available', 'running')
     DO NOTHING
@@ -71,7 +112,7 @@ SELECT {{job_columns}} FROM inserted, notified
 -- after its run_at. One NOTIFY per queue, not per job, naming the earliest due time.
 WITH inserted AS (
     INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at)
-    SELECT gen_random_uuid(), item.queue_name, item.job_type, item.payload::json, item.priority,
+    SELECT {{new_job_id}}, item.queue_name, item.job_type, item.payload::json, item.priority,
            item.max_attempts, COALESCE(item.run_at, now()) + make_interval(secs => $8::float8)
     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::timestamptz[])
          WITH ORDINALITY AS item(queue_name, job_type, payload, priority, max_attempts, run_at, position)
@@ -107,9 +148,16 @@ SELECT {{job_columns}} FROM docko_jobs WHERE id = $1
 -- plan hashes a sequential scan of the whole table whenever statistics show it small, tens of
 -- thousands of rows, which cost more than the claim itself. A row whose lock landed on a version
 -- newer than the statement's snapshot is not updated: it stays available for the next claim.
-WITH candidates AS MATERIALIZED (
+-- A paused queue is skipped: one look-up in docko_queues per served queue, none per job, made
+-- (fenced) before any of the queue's rows is locked.
+WITH served AS MATERIALIZED (
+    SELECT wanted.queue_name FROM unnest($1::text[]) AS wanted(queue_name)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM docko_queues AS queues WHERE queues.name = wanted.queue_name AND queues.paused
+    )
+), candidates AS MATERIALIZED (
     SELECT picked.ctid AS claim_ctid
-    FROM unnest($1::text[]) AS served(queue_name)
+    FROM served
     CROSS JOIN LATERAL (
         SELECT jobs.ctid, jobs.priority, jobs.run_at, jobs.id
         FROM docko_jobs AS jobs
@@ -136,7 +184,8 @@ WITH candidates AS MATERIALIZED (
 SELECT {{job_columns}} FROM claimed ORDER BY claimed.priority, claimed.run_at, claimed.id
 
 -- name: complete_jobs
--- Guarded by the attempt each job was claimed with; returns the ids actually completed.
+-- Guarded by the attempt each job was claimed with; returns the ids actually completed. A cancel
+-- requested meanwhile changes nothing: the handler finished first, and its outcome stands.
 UPDATE docko_jobs AS jobs
 SET state = 'completed', finished_at = now(), updated_at = now(), lease_expires_at = NULL
 FROM unnest($1::uuid[], $2::integer[]) AS done(job_id, attempt)
@@ -160,43 +209,70 @@ WHERE jobs.id = done.job_id AND jobs.attempt = done.attempt AND {{still_running}
 RETURNING jobs.id
 
 -- name: retry_jobs
--- Back to available after a failed attempt, due after the given delay in seconds.
+-- Back to available after a failed attempt, due after the given delay in seconds; the error joins
+-- the job's history. A job asked to stop meanwhile ends cancelled instead, not retried.
 UPDATE docko_jobs AS jobs
-SET state = 'available', run_at = now() + make_interval(secs => retry.delay), last_error = retry.error,
-    lease_expires_at = NULL, worker_id = NULL, updated_at = now()
-FROM unnest($1::uuid[], $2::integer[], $3::float8[], $4::text[]) AS retry(job_id, attempt, delay, error)
-WHERE jobs.id = retry.job_id AND jobs.attempt = retry.attempt AND {{still_running}}
+SET state = (CASE WHEN jobs.cancel_requested_at IS NULL THEN 'available' ELSE 'cancelled' END)::docko_job_state,
+    run_at = CASE WHEN jobs.cancel_requested_at IS NULL
+                  THEN now() + make_interval(secs => outcome.delay) ELSE jobs.run_at END,
+    finished_at = CASE WHEN jobs.cancel_requested_at IS NOT NULL THEN now() END,
+    last_error = CASE WHEN jobs.cancel_requested_at IS NULL THEN outcome.error ELSE {{cancelled_error}} END,
+    errors = {{append_error}},
+    worker_id = CASE WHEN jobs.cancel_requested_at IS NOT NULL THEN jobs.worker_id END,
+    lease_expires_at = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::integer[], $3::float8[], $4::text[]) AS outcome(job_id, attempt, delay, error)
+WHERE jobs.id = outcome.job_id AND jobs.attempt = outcome.attempt AND {{still_running}}
 RETURNING jobs.id
 
 -- name: fail_jobs
+-- The error joins the job's history. A job asked to stop meanwhile ends cancelled instead.
 UPDATE docko_jobs AS jobs
-SET state = 'failed', last_error = failure.error, finished_at = now(), lease_expires_at = NULL,
-    updated_at = now()
-FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS failure(job_id, attempt, error)
-WHERE jobs.id = failure.job_id AND jobs.attempt = failure.attempt AND {{still_running}}
+SET state = (CASE WHEN jobs.cancel_requested_at IS NULL THEN 'failed' ELSE 'cancelled' END)::docko_job_state,
+    last_error = CASE WHEN jobs.cancel_requested_at IS NULL THEN outcome.error ELSE {{cancelled_error}} END,
+    errors = {{append_error}},
+    finished_at = now(), lease_expires_at = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS outcome(job_id, attempt, error)
+WHERE jobs.id = outcome.job_id AND jobs.attempt = outcome.attempt AND {{still_running}}
+RETURNING jobs.id
+
+-- name: cancel_running_jobs
+-- Jobs whose handler the daemon cancelled on request: cancelled, not retried, the attempt spent.
+-- A given error (how the attempt ended) joins the history; NULL adds nothing.
+UPDATE docko_jobs AS jobs
+SET state = 'cancelled', last_error = {{cancelled_error}}, errors = {{append_error}},
+    finished_at = now(), lease_expires_at = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS outcome(job_id, attempt, error)
+WHERE jobs.id = outcome.job_id AND jobs.attempt = outcome.attempt AND {{still_running}}
 RETURNING jobs.id
 
 -- name: release_jobs
--- Hands jobs back at shutdown without spending the attempt they were claimed with.
+-- Hands jobs back at shutdown without spending the attempt they were claimed with. A job asked
+-- to stop meanwhile ends cancelled instead, its attempt spent.
 UPDATE docko_jobs AS jobs
-SET state = 'available', attempt = jobs.attempt - 1, lease_expires_at = NULL, worker_id = NULL,
-    updated_at = now()
+SET state = (CASE WHEN jobs.cancel_requested_at IS NULL THEN 'available' ELSE 'cancelled' END)::docko_job_state,
+    attempt = CASE WHEN jobs.cancel_requested_at IS NULL THEN jobs.attempt - 1 ELSE jobs.attempt END,
+    finished_at = CASE WHEN jobs.cancel_requested_at IS NOT NULL THEN now() END,
+    last_error = CASE WHEN jobs.cancel_requested_at IS NULL THEN jobs.last_error ELSE {{cancelled_error}} END,
+    worker_id = CASE WHEN jobs.cancel_requested_at IS NOT NULL THEN jobs.worker_id END,
+    lease_expires_at = NULL, updated_at = now()
 FROM unnest($1::uuid[], $2::integer[]) AS released(job_id, attempt)
 WHERE jobs.id = released.job_id AND jobs.attempt = released.attempt AND {{still_running}}
 RETURNING jobs.id
 
 -- name: extend_leases
--- The heartbeat: pushes the lease of jobs this worker still holds; returns the ids it held.
+-- The heartbeat: pushes the lease of jobs this worker still holds; returns the ids it held, each
+-- with whether it was asked to stop (the fallback for a missed control notification).
 UPDATE docko_jobs AS jobs
 SET lease_expires_at = now() + make_interval(secs => $4::float8)
 FROM unnest($1::uuid[], $2::integer[]) AS held(job_id, attempt)
 WHERE jobs.id = held.job_id AND jobs.attempt = held.attempt AND {{still_running}}
   AND jobs.worker_id = $3
-RETURNING jobs.id
+RETURNING jobs.id, jobs.cancel_requested_at IS NOT NULL AS cancel_requested
 
 -- name: rescue_expired_jobs
 -- Running jobs whose lease expired (their worker died): claimable again, or failed when that was
--- their last attempt. Found again by ctid, as in claim_jobs.
+-- their last attempt, or cancelled when asked to stop; the expiry joins each one's errors history.
+-- Found again by ctid, as in claim_jobs.
 WITH expired AS MATERIALIZED (
     SELECT ctid AS expired_ctid FROM docko_jobs
     WHERE state = 'running' AND lease_expires_at < now()
@@ -205,11 +281,17 @@ WITH expired AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE docko_jobs AS jobs
-SET state = CASE WHEN jobs.attempt >= jobs.max_attempts
-                 THEN 'failed'::docko_job_state ELSE 'available'::docko_job_state END,
-    finished_at = CASE WHEN jobs.attempt >= jobs.max_attempts THEN now() END,
-    last_error = 'LeaseExpired: the lease of worker ' || COALESCE(jobs.worker_id, 'unknown')
-                 || ' expired during attempt ' || jobs.attempt,
+SET state = CASE WHEN jobs.cancel_requested_at IS NOT NULL THEN 'cancelled'::docko_job_state
+                 WHEN jobs.attempt >= jobs.max_attempts THEN 'failed'::docko_job_state
+                 ELSE 'available'::docko_job_state END,
+    finished_at = CASE WHEN jobs.cancel_requested_at IS NOT NULL
+                         OR jobs.attempt >= jobs.max_attempts THEN now() END,
+    last_error = CASE WHEN jobs.cancel_requested_at IS NOT NULL THEN {{cancelled_error}}
+                      ELSE {{lease_expired_error}} END,
+    errors = jsonb_path_query_array(
+        COALESCE(jobs.errors, '[]'::jsonb)
+        || jsonb_build_object('attempt', jobs.attempt, 'at', {{error_at}}, 'error', {{lease_expired_error}}),
+        {{kept_errors}}),
     run_at = now(), lease_expires_at = NULL, worker_id = NULL, updated_at = now()
 WHERE jobs.ctid = ANY(ARRAY(SELECT expired_ctid FROM expired))
 RETURNING jobs.id, jobs.queue_name, jobs.job_type, jobs.attempt, jobs.state::text AS state
@@ -231,6 +313,151 @@ SELECT queue_name, job_type, state::text AS state, count(*) AS jobs
 FROM docko_jobs
 GROUP BY queue_name, job_type, state
 ORDER BY queue_name, job_type, state
+
+-- name: cancel_jobs
+-- An operator's cancel of jobs by id ($2: the reason, or NULL). An available job ends cancelled
+-- at once; a running one is marked as asked to stop, and the daemon holding it is told on the
+-- control channel $3 (delivered at commit); the outcome writes and the lease sweep end it. Jobs in
+-- other states are left alone. Returns the jobs changed. State compared as text, as in
+-- still_running, so the primary key stays the only plan.
+WITH changed AS (
+    UPDATE docko_jobs AS jobs
+    SET state = (CASE WHEN jobs.state::text = 'available' THEN 'cancelled' ELSE jobs.state::text END)::docko_job_state,
+        finished_at = CASE WHEN jobs.state::text = 'available' THEN now() ELSE jobs.finished_at END,
+        last_error = CASE WHEN jobs.state::text = 'available' THEN 'Cancelled' || COALESCE(': ' || $2, '')
+                          ELSE jobs.last_error END,
+        cancel_requested_at = COALESCE(jobs.cancel_requested_at, now()),
+        cancel_reason = CASE WHEN jobs.cancel_requested_at IS NULL THEN $2 ELSE jobs.cancel_reason END,
+        updated_at = now()
+    FROM unnest($1::uuid[]) AS target(job_id)
+    WHERE jobs.id = target.job_id AND jobs.state::text IN ('available', 'running')
+    RETURNING jobs.*
+), notified AS (
+    SELECT count(pg_notify($3, jsonb_build_object('cancel', changed.id, 'worker_id', changed.worker_id)::text))
+           AS notifications
+    FROM changed WHERE changed.state = 'running'
+)
+SELECT {{job_columns}} FROM changed, notified
+
+-- name: requeue_jobs
+-- An operator's retry of failed or cancelled jobs by id: available and due now, with one more
+-- attempt when theirs are spent, cancel request cleared; one NOTIFY per queue on channel $2. A job
+-- whose dedupe key an unfinished job holds is left alone (a race with an enqueue of that key, or
+-- two given jobs sharing a key, ends in a unique violation instead). Returns the jobs changed.
+WITH changed AS (
+    UPDATE docko_jobs AS jobs
+    SET state = 'available', run_at = now(), finished_at = NULL,
+        max_attempts = GREATEST(jobs.max_attempts, jobs.attempt + 1),
+        cancel_requested_at = NULL, cancel_reason = NULL, lease_expires_at = NULL, worker_id = NULL,
+        updated_at = now()
+    FROM unnest($1::uuid[]) AS target(job_id)
+    WHERE jobs.id = target.job_id AND jobs.state::text IN ('failed', 'cancelled')
+      AND (jobs.dedupe_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM docko_jobs AS holder
+          WHERE holder.dedupe_key = jobs.dedupe_key AND holder.state IN ('available', 'running')))
+    RETURNING jobs.*
+), notified AS (
+    SELECT count(pg_notify($2, queues.queue_name)) AS notifications
+    FROM (SELECT DISTINCT changed.queue_name FROM changed) AS queues
+)
+SELECT {{job_columns}} FROM changed, notified
+
+-- fragment: job_filter
+-- The filters of list_jobs and list_job_ids, each NULL when not given: $1 queue, $2 job type,
+-- $3 state; $4 the last id of the previous page (NULL: the first page). Run with custom plans
+-- (use_custom_plans), so the planner sees which filters are given and their values: a state
+-- selects its partial index, and every finished row has a finished_at, which lets
+-- docko_jobs_finished_idx serve a finished state too. Through the primary key newest first, the
+-- page's start is a bound of the index scan, so a page costs the same however deep it is.
+($1::text IS NULL OR jobs.queue_name = $1)
+AND ($2::text IS NULL OR jobs.job_type = $2)
+AND ($3::docko_job_state IS NULL OR jobs.state = $3::docko_job_state)
+AND ($3::docko_job_state IS NULL OR $3::docko_job_state NOT IN ('completed', 'failed', 'cancelled')
+     OR jobs.finished_at IS NOT NULL)
+AND jobs.id < COALESCE($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)
+
+-- name: list_jobs
+-- Newest first (ids are time-ordered), $5 at most; see job_filter.
+SELECT {{job_columns}} FROM docko_jobs AS jobs
+WHERE {{job_filter}}
+ORDER BY jobs.id DESC
+LIMIT $5
+
+-- name: list_job_ids
+-- The ids list_jobs would return, for the bulk cancel and retry.
+SELECT jobs.id FROM docko_jobs AS jobs
+WHERE {{job_filter}}
+ORDER BY jobs.id DESC
+LIMIT $5
+
+-- name: use_custom_plans
+-- For the rest of the transaction, plan each statement for its arguments (list_jobs).
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true)
+
+-- name: queue_overview
+-- Per queue: paused, counts of available, running, failed and cancelled jobs, and the age in
+-- seconds of the oldest due available job (NULL when none is due). Every count reads a partial
+-- index alone (available: docko_jobs_claim_idx, running: docko_jobs_lease_idx, failed and
+-- cancelled: docko_jobs_stopped_idx), so the completed history, however long, is never read: it
+-- is not counted (job_counts counts everything, at the cost of reading it all). A queue is listed
+-- once it has a row in docko_queues or an unfinished, failed or cancelled job.
+WITH available AS (
+    SELECT jobs.queue_name, count(*) AS jobs,
+           min(jobs.run_at) FILTER (WHERE jobs.run_at <= now()) AS oldest_due
+    FROM docko_jobs AS jobs WHERE jobs.state = 'available'
+    GROUP BY jobs.queue_name
+), running AS (
+    SELECT jobs.queue_name, count(*) AS jobs
+    FROM docko_jobs AS jobs WHERE jobs.state = 'running'
+    GROUP BY jobs.queue_name
+), stopped AS (
+    SELECT jobs.queue_name,
+           count(*) FILTER (WHERE jobs.state = 'failed') AS failed,
+           count(*) FILTER (WHERE jobs.state = 'cancelled') AS cancelled
+    FROM docko_jobs AS jobs WHERE jobs.state IN ('failed', 'cancelled')
+    GROUP BY jobs.queue_name
+), names AS (
+    SELECT queue_name FROM available
+    UNION SELECT queue_name FROM running
+    UNION SELECT queue_name FROM stopped
+    UNION SELECT name FROM docko_queues
+)
+SELECT names.queue_name AS name, COALESCE(queues.paused, false) AS paused,
+       COALESCE(available.jobs, 0) AS available, COALESCE(running.jobs, 0) AS running,
+       COALESCE(stopped.failed, 0) AS failed, COALESCE(stopped.cancelled, 0) AS cancelled,
+       date_part('epoch', now() - available.oldest_due) AS oldest_available_age
+FROM names
+LEFT JOIN docko_queues AS queues ON queues.name = names.queue_name
+LEFT JOIN available ON available.queue_name = names.queue_name
+LEFT JOIN running ON running.queue_name = names.queue_name
+LEFT JOIN stopped ON stopped.queue_name = names.queue_name
+ORDER BY names.queue_name
+
+-- name: pause_queue
+-- No daemon claims from queue $1 from the next claim on (the claim reads the flag); running jobs
+-- finish. The daemons are told on the control channel $2 at commit.
+WITH paused AS (
+    INSERT INTO docko_queues AS queues (name, paused) VALUES ($1, true)
+    ON CONFLICT (name) DO UPDATE SET paused = true, updated_at = now()
+    RETURNING queues.name
+)
+SELECT pg_notify($2, jsonb_build_object('pause', paused.name)::text) FROM paused
+
+-- name: resume_queue
+-- Claims from queue $1 again; a queue never paused has no row to change, and stays without one.
+WITH resumed AS (
+    UPDATE docko_queues AS queues SET paused = false, updated_at = now()
+    WHERE queues.name = $1
+    RETURNING queues.name
+)
+SELECT pg_notify($2, jsonb_build_object('resume', $1::text)::text)
+
+-- name: register_queues
+-- The queues a daemon serves, recorded when it starts, so that queue_overview lists a queue even
+-- once all its jobs have completed.
+INSERT INTO docko_queues (name)
+SELECT DISTINCT served.name FROM unnest($1::text[]) AS served(name)
+ON CONFLICT (name) DO NOTHING
 
 -- name: ping
 -- Liveness check for idle connections (the LISTEN connection, health checks).

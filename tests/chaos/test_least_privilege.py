@@ -35,6 +35,7 @@ RUNTIME_GRANTS = (
     'GRANT CONNECT ON DATABASE "{db}" TO {role}',
     "GRANT USAGE ON SCHEMA public TO {role}",
     "GRANT SELECT, UPDATE, DELETE ON docko_jobs TO {role}",
+    "GRANT SELECT ON docko_queues TO {role}",
 )
 # Everything a producer's role is granted (enqueue, get_job).
 PRODUCER_GRANTS = (

@@ -70,6 +70,7 @@ def secret_db(chaos_db: str, password_role: str) -> str:
             f"GRANT USAGE, CREATE ON SCHEMA public TO {password_role}",
             f"GRANT SELECT ON docko_schema_migrations TO {password_role}",
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON docko_jobs TO {password_role}",
+            f"GRANT SELECT ON docko_queues TO {password_role}",
         )
     )
     return chaos_db

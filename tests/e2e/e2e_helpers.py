@@ -40,6 +40,7 @@ PASSWORD_ROLE_GRANTS = (
     "GRANT USAGE ON SCHEMA public TO {role}",
     "GRANT SELECT ON docko_schema_migrations TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON docko_jobs TO {role}",
+    "GRANT SELECT, INSERT ON docko_queues TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON e2e_runs TO {role}",
     "GRANT USAGE ON SEQUENCE e2e_runs_run_id_seq TO {role}",
 )

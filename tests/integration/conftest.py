@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import pytest
 
 from docko_worker import Config
-from docko_worker.store import NOTIFY_CHANNEL
+from docko_worker.store import CONTROL_CHANNEL, NOTIFY_CHANNEL
 from tests.conftest import fast_config, scratch_database
 
 
@@ -41,17 +43,32 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-@pytest.fixture
-async def notifications(database_url: str) -> AsyncIterator[asyncio.Queue[str]]:
-    """Payloads of the NOTIFYs on the jobs channel, as a separate LISTEN connection sees them."""
-    received: asyncio.Queue[str] = asyncio.Queue()
+@asynccontextmanager
+async def _listening(
+    database_url: str, channel: str, decode: Callable[[str], Any]
+) -> AsyncIterator[asyncio.Queue[Any]]:
+    received: asyncio.Queue[Any] = asyncio.Queue()
 
     def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        received.put_nowait(payload)
+        received.put_nowait(decode(payload))
 
     conn = await asyncpg.connect(database_url)
-    await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+    await conn.add_listener(channel, on_notify)
     try:
         yield received
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def notifications(database_url: str) -> AsyncIterator[asyncio.Queue[str]]:
+    """Payloads of the NOTIFYs on the jobs channel, as a separate LISTEN connection sees them."""
+    async with _listening(database_url, NOTIFY_CHANNEL, str) as received:
+        yield received
+
+
+@pytest.fixture
+async def control(database_url: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    """The control notifications (cancel, pause, resume), decoded, as a daemon receives them."""
+    async with _listening(database_url, CONTROL_CHANNEL, json.loads) as received:
+        yield received

@@ -180,7 +180,7 @@ async def test_stale_worker_outcome_is_ignored_and_new_owner_outcome_lands(
 
     # Worker A comes back from a long pause and reports, with the attempt it was claimed with.
     assert await write(store, job.id, 1) == set()
-    assert await store.extend_leases([job.id], [1], "worker-a", 60) == set()
+    assert await store.extend_leases([job.id], [1], "worker-a", 60) == {}
     unchanged = await queue.get_job(job.id)
     assert unchanged is not None
     assert unchanged.state is JobState.RUNNING
@@ -230,13 +230,13 @@ async def test_extend_leases_pushes_the_lease_for_its_owner_only(queue: Queue) -
     claimed = await claim_one(store, "owner", lease_seconds=2)
     assert claimed.lease_expires_at is not None
 
-    assert await store.extend_leases([job.id], [1], "someone-else", 600) == set()
-    assert await store.extend_leases([job.id], [2], "owner", 600) == set()
+    assert await store.extend_leases([job.id], [1], "someone-else", 600) == {}
+    assert await store.extend_leases([job.id], [2], "owner", 600) == {}
     untouched = await queue.get_job(job.id)
     assert untouched is not None
     assert untouched.lease_expires_at == claimed.lease_expires_at
 
-    assert await store.extend_leases([job.id], [1], "owner", 600) == {job.id}
+    assert await store.extend_leases([job.id], [1], "owner", 600) == {job.id: False}
     extended = await queue.get_job(job.id)
     assert extended is not None
     assert extended.lease_expires_at is not None
@@ -245,7 +245,7 @@ async def test_extend_leases_pushes_the_lease_for_its_owner_only(queue: Queue) -
     assert extended.attempt == 1
 
     assert await store.complete_jobs([job.id], [1]) == {job.id}
-    assert await store.extend_leases([job.id], [1], "owner", 600) == set()
+    assert await store.extend_leases([job.id], [1], "owner", 600) == {}
 
 
 async def test_heartbeat_keeps_a_long_job_from_being_reclaimed(

@@ -3,7 +3,9 @@
 A plan regression (a predicate the partial index cannot serve, a lost CTE fence) turns a
 millisecond claim into a sequential scan of the whole table; these tests fail CI when that
 happens. Plans are checked both as custom plans and as the generic plans asyncpg's prepared
-statements fall back to after a few executions.
+statements fall back to after a few executions. The operator's statements are checked too: a
+page of the job list reads a few thousand rows at most whatever its filter, and the queue
+overview reads partial indexes, never the completed history.
 """
 
 from __future__ import annotations
@@ -133,9 +135,17 @@ OUTCOME_STATEMENTS: dict[str, tuple[Any, ...]] = {
     "delete_completed_jobs": ([], []),
     "retry_jobs": ([], [], [], []),
     "fail_jobs": ([], [], []),
+    "cancel_running_jobs": ([], [], []),
     "release_jobs": ([], []),
     "extend_leases": ([], [], "worker-1", 300.0),
+    # The operator's writes by id, planned the same way.
+    "cancel_jobs": ([], None, "docko_control"),
+    "requeue_jobs": ([], "docko_jobs"),
 }
+
+# Indexes a statement may read besides the primary key: the retry's check that no unfinished job
+# holds the dedupe key it would take.
+OUTCOME_EXTRA_INDEXES: dict[str, set[str]] = {"requeue_jobs": {"docko_jobs_dedupe_idx"}}
 
 
 @asynccontextmanager
@@ -167,7 +177,7 @@ async def test_outcome_writes_find_jobs_by_primary_key_beside_a_long_history(
     nodes = await _plan(long_history, name, OUTCOME_STATEMENTS[name])
     scans = [node for node in nodes if node.get("Relation Name") and "Scan" in node["Node Type"]]
     indexes = {node.get("Index Name") for node in scans}
-    assert indexes == {"docko_jobs_pkey"}, (
+    assert indexes == {"docko_jobs_pkey"} | OUTCOME_EXTRA_INDEXES.get(name, set()), (
         f"{name}: {[(n['Node Type'], n.get('Index Name')) for n in nodes]}"
     )
 
@@ -189,6 +199,155 @@ async def test_hot_statements_find_locked_rows_again_without_scanning_a_small_ta
     scans = [
         (node["Node Type"], node.get("Index Name"))
         for node in nodes
-        if node.get("Relation Name") and "Scan" in node["Node Type"]
+        if node.get("Relation Name") == "docko_jobs" and "Scan" in node["Node Type"]
     ]
     assert sorted(scans) == [("Index Scan", index), ("Tid Scan", None)], f"{name}: {scans}"
+    # The claim's one look-up per served queue of its paused flag.
+    others = {
+        (node["Relation Name"], node.get("Index Name"))
+        for node in nodes
+        if node.get("Relation Name") not in (None, "docko_jobs")
+    }
+    assert others == ({("docko_queues", "docko_queues_pkey")} if name == "claim_jobs" else set())
+
+
+# list_jobs and list_job_ids run with custom plans (use_custom_plans): each filter reaches the
+# planner as a value. Arguments: queue, job type, state, before, limit.
+LIST_FILTERS: dict[str, tuple[Any, ...]] = {
+    "no filter": (None, None, None, None, 50),
+    "queue": ("default", None, None, None, 50),
+    "job type": (None, "ocr", None, None, 50),
+    "queue and job type": ("default", "ocr", None, None, 50),
+    "available": (None, None, "available", None, 50),
+    "running": (None, None, "running", None, 50),
+    "completed": (None, None, "completed", None, 50),
+    "failed": (None, None, "failed", None, 50),
+    "cancelled": (None, None, "cancelled", None, 50),
+    "failed of a job type": (None, "ocr", "failed", None, 50),
+    "a page deep in the table": (None, None, None, "80000000-0000-4000-8000-000000000000", 50),
+    "a deep page of completed": (
+        None,
+        None,
+        "completed",
+        "40000000-0000-4000-8000-000000000000",
+        50,
+    ),
+    "bulk page of ids": ("default", None, "available", None, 1000),
+}
+
+# Rows a page of 50 (or a bulk page of 1,000) may read on the way: a plan that walks or sorts a
+# large part of the table reads hundreds of thousands.
+MOST_ROWS_READ = 20_000
+
+
+def _rows_read(nodes: list[dict[str, Any]]) -> int:
+    return sum(
+        node.get("Actual Rows", 0) * node.get("Actual Loops", 1)
+        + node.get("Rows Removed by Filter", 0)
+        + node.get("Rows Removed by Index Recheck", 0)
+        for node in nodes
+        if node.get("Relation Name") == "docko_jobs"
+    )
+
+
+@pytest.mark.parametrize("statement", ["list_jobs", "list_job_ids"])
+@pytest.mark.parametrize("case", sorted(LIST_FILTERS))
+async def test_a_page_of_the_job_list_reads_few_rows_of_a_million(
+    million_jobs: asyncpg.Connection, statement: str, case: str
+) -> None:
+    args = LIST_FILTERS[case]
+    async with million_jobs.transaction():
+        await million_jobs.execute(load_statements()["use_custom_plans"])
+        raw = await million_jobs.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()[statement], *args
+        )
+    nodes = _nodes(json.loads(raw)[0]["Plan"])
+    described = [(n["Node Type"], n.get("Index Name"), n.get("Actual Rows")) for n in nodes]
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], f"{case}: {described}"
+    assert _rows_read(nodes) <= MOST_ROWS_READ, f"{case}: {described}"
+    state = args[2]
+    if state in ("failed", "cancelled"):
+        assert "docko_jobs_stopped_idx" in {n.get("Index Name") for n in nodes}, described
+
+
+@pytest.fixture
+async def time_ordered(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """Jobs whose ids ascend with time, as they do in use: an older history of completed jobs
+    with failed and cancelled ones among it, then the oldest of the backlog running, the rest
+    of it newest. A plan that expects the running or failed rows spread evenly among the ids
+    walks the whole table to find them."""
+    conn = await asyncpg.connect(database_url)
+    await conn.execute(TIME_ORDERED_FILL)
+    await conn.execute("ANALYZE docko_jobs")
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+TIME_ORDERED_FILL = """
+INSERT INTO docko_jobs (id, queue_name, job_type, payload, max_attempts, state, attempt,
+                        lease_expires_at, finished_at, worker_id)
+SELECT (lpad(to_hex(n), 12, '0') || '7000' || '8000' || lpad(to_hex(n), 12, '0'))::uuid,
+       'default', 'ocr', '{}', 5, kind::docko_job_state,
+       CASE WHEN kind = 'available' THEN 0 ELSE 1 END,
+       CASE WHEN kind = 'running' THEN now() + interval '5 minutes' END,
+       CASE WHEN kind IN ('completed', 'failed', 'cancelled') THEN now() END,
+       CASE WHEN kind = 'running' THEN 'worker-1' END
+FROM (
+    SELECT n, CASE WHEN n <= 200000 AND n % 100 = 0 THEN 'failed'
+                   WHEN n <= 200000 AND n % 1000 = 1 THEN 'cancelled'
+                   WHEN n <= 200000 THEN 'completed'
+                   WHEN n <= 200200 THEN 'running'
+                   ELSE 'available' END AS kind
+    FROM generate_series(1, 300000) AS n
+) AS fill
+"""
+
+
+@pytest.mark.parametrize("state", ["running", "failed", "cancelled"])
+async def test_few_jobs_of_a_state_are_found_without_walking_the_newer_ones(
+    time_ordered: asyncpg.Connection, state: str
+) -> None:
+    async with time_ordered.transaction():
+        await time_ordered.execute(load_statements()["use_custom_plans"])
+        raw = await time_ordered.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()["list_jobs"],
+            None,
+            None,
+            state,
+            None,
+            50,
+        )
+    nodes = _nodes(json.loads(raw)[0]["Plan"])
+    described = [(n["Node Type"], n.get("Index Name"), n.get("Actual Rows")) for n in nodes]
+    assert _rows_read(nodes) <= 5_000, described
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_queue_overview_reads_partial_indexes_not_the_completed_history(
+    long_history: asyncpg.Connection, plan_cache_mode: str
+) -> None:
+    """200,000 completed jobs beside a few of each other state: the overview reads those few."""
+    await long_history.execute(
+        "UPDATE docko_jobs SET state = CASE WHEN n % 4 = 0 THEN 'available' WHEN n % 4 = 1 "
+        "THEN 'running' WHEN n % 4 = 2 THEN 'failed' ELSE 'cancelled' END::docko_job_state, "
+        "finished_at = CASE WHEN n % 4 >= 2 THEN now() END, "
+        "lease_expires_at = CASE WHEN n % 4 = 1 THEN now() END "
+        "FROM (SELECT id, row_number() OVER () AS n FROM docko_jobs LIMIT 400) AS few "
+        "WHERE docko_jobs.id = few.id"
+    )
+    await long_history.execute("ANALYZE docko_jobs")
+    await long_history.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+    raw = await long_history.fetchval(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()["queue_overview"]
+    )
+    nodes = _nodes(json.loads(raw)[0]["Plan"])
+    described = [(n["Node Type"], n.get("Index Name"), n.get("Actual Rows")) for n in nodes]
+    jobs_scans = {n.get("Index Name") for n in nodes if n.get("Relation Name") == "docko_jobs"}
+    assert jobs_scans == {
+        "docko_jobs_claim_idx",
+        "docko_jobs_lease_idx",
+        "docko_jobs_stopped_idx",
+    }, described
+    assert _rows_read(nodes) <= 1_000, described

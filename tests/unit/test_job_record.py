@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import pytest
 
-from docko_worker import Job, JobState
+from docko_worker import Job, JobError, JobState
 from docko_worker.statements import sql_dir
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -35,6 +35,9 @@ def values(**overrides: Any) -> dict[str, Any]:
         "worker_id": "host:1:abcd",
         "lease_expires_at": NOW + timedelta(minutes=5),
         "finished_at": None,
+        "cancel_requested_at": None,
+        "cancel_reason": None,
+        "errors": None,
     }
     row.update(overrides)
     return row
@@ -77,6 +80,32 @@ def test_from_record_maps_every_column() -> None:
     assert job.worker_id == "host:1:abcd"
     assert job.lease_expires_at == row["lease_expires_at"]
     assert job.finished_at is None
+    assert job.cancel_requested_at is None
+    assert job.cancel_reason is None
+    assert job.errors == []
+
+
+def test_from_record_maps_the_cancel_request_and_the_errors_history() -> None:
+    history = (
+        '[{"at": "2024-05-01T11:58:00.000001Z", "error": "ValueError: one", "attempt": 1},'
+        ' {"at": "2024-05-01T11:59:30.5Z", "error": "KeyError: \'two\'", "attempt": 2}]'
+    )
+    job = Job.from_record(
+        record(cancel_requested_at=NOW, cancel_reason="operator: runaway", errors=history)
+    )
+    assert job.cancel_requested_at == NOW
+    assert job.cancel_reason == "operator: runaway"
+    assert job.errors == [
+        JobError(1, datetime(2024, 5, 1, 11, 58, 0, 1, tzinfo=UTC), "ValueError: one"),
+        JobError(2, datetime(2024, 5, 1, 11, 59, 30, 500000, tzinfo=UTC), "KeyError: 'two'"),
+    ]
+    assert all(error.at.utcoffset() == timedelta(0) for error in job.errors)
+
+
+def test_jobs_without_history_do_not_share_one_list() -> None:
+    first, second = Job.from_records([record(), record()])
+    first.errors.append(JobError(1, NOW, "x"))
+    assert second.errors == []
 
 
 @pytest.mark.parametrize("payload_text", ["null", "[]", '"text"', "3.5"])

@@ -37,6 +37,8 @@ def test_contract_names_are_public() -> None:
         "Queue",
         "Job",
         "JobState",
+        "JobError",
+        "QueueInfo",
         "PermanentError",
         "PayloadError",
         "ConfigError",
