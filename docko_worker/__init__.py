@@ -13,12 +13,14 @@ from .errors import (
     RegistryError,
 )
 from .job import Job, JobState
+from .periodic import PERIODIC_ENTRY_POINT_GROUP, Periodic, PeriodicInfo
 from .queue import Queue
 from .registry import ENTRY_POINT_GROUP, HandlerRegistry, handler_options
 from .retry import next_retry_delay
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PERIODIC_ENTRY_POINT_GROUP",
     "Config",
     "ConfigError",
     "DockoError",
@@ -27,6 +29,8 @@ __all__ = [
     "JobState",
     "MigrationError",
     "PayloadError",
+    "Periodic",
+    "PeriodicInfo",
     "PermanentError",
     "Queue",
     "RegistryError",
