@@ -1,0 +1,13 @@
+"""Periodic jobs for ``test_periodic.py``'s hand-made ``docko_worker.periodic`` entry points."""
+
+from __future__ import annotations
+
+from docko_worker import Periodic
+
+NIGHTLY = Periodic("nightly", cron="0 2 * * *", queue_name="q", job_type="reindex")
+TWO = [
+    Periodic("hourly", cron="0 * * * *", queue_name="q", job_type="cleanup"),
+    Periodic("recheck", every=60, queue_name="q", job_type="recheck"),
+]
+NIGHTLY_AGAIN = Periodic("nightly", every=86400, queue_name="q", job_type="reindex")
+NOT_A_PERIODIC = {"name": "nightly", "cron": "0 2 * * *"}
