@@ -27,13 +27,16 @@ async def show_periodic(config: Config, *, as_json: bool) -> int:
     else:
         from .cli import format_table
 
-        rows = [[value or "-" for value in periodic_document(info).values()] for info in infos]
+        rows = [
+            [value or "-" for value in periodic_document(info, timespec="seconds").values()]
+            for info in infos
+        ]
         header = ["NAME", "SCHEDULE", "TIMEZONE", "NEXT SLOT", "LAST SLOT", "LAST JOB", "SEEN"]
         print(format_table(header, rows))
     return 0
 
 
-def periodic_document(info: PeriodicInfo) -> dict[str, str | None]:
+def periodic_document(info: PeriodicInfo, timespec: str = "auto") -> dict[str, str | None]:
     """The JSON object for one schedule: times in ISO 8601, in the schedule's time zone."""
     try:
         zone: ZoneInfo | None = load_zone(info.timezone)
@@ -43,7 +46,7 @@ def periodic_document(info: PeriodicInfo) -> dict[str, str | None]:
     def iso(moment: datetime | None) -> str | None:
         if moment is None:
             return None
-        return (moment.astimezone(zone) if zone else moment).isoformat()
+        return (moment.astimezone(zone) if zone else moment).isoformat(timespec=timespec)
 
     return {
         "name": info.name,
