@@ -1,4 +1,4 @@
-"""Periodic jobs for ``test_periodic.py``'s hand-made ``docko_worker.periodic`` entry points."""
+"""Periodic jobs behind the hand-made entry points of ``test_periodic_slot_math.py``."""
 
 from __future__ import annotations
 

@@ -23,8 +23,7 @@ from e2e_helpers import (
     run_cli,
     wait_until,
 )
-
-from tests.e2e.test_startup import UNANSWERED_DSN, assert_usage_error
+from test_startup import UNANSWERED_DSN, assert_usage_error
 
 pytestmark = pytest.mark.e2e
 
