@@ -18,6 +18,7 @@ from .errors import (
 from .job import Job, JobError, JobState
 from .logs import configure_logging
 from .operations import QueueInfo
+from .periodic import PERIODIC_ENTRY_POINT_GROUP, Periodic, PeriodicInfo
 from .producers import (
     complete,
     complete_async,
@@ -32,6 +33,7 @@ from .retry import next_retry_delay
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PERIODIC_ENTRY_POINT_GROUP",
     "Config",
     "ConfigError",
     "DockoError",
@@ -42,6 +44,8 @@ __all__ = [
     "LeaseLost",
     "MigrationError",
     "PayloadError",
+    "Periodic",
+    "PeriodicInfo",
     "PermanentError",
     "Queue",
     "QueueInfo",

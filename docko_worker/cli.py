@@ -1,5 +1,5 @@
-"""The ``docko-worker`` command: run, migrate, enqueue, stats, healthcheck, demo, and the
-operator's ``jobs`` and ``queues`` (in ``cli_jobs``).
+"""The ``docko-worker`` command: run, migrate, enqueue, stats, healthcheck, periodic, demo, and
+the operator's ``jobs`` and ``queues`` (in ``cli_jobs``).
 
 Configuration comes from ``DOCKO_*`` environment variables (see ``docko_worker.config``). Mistakes
 a user can make (bad configuration, an unknown option, a handler entry point that will not
@@ -38,9 +38,10 @@ from .payloads import (
     check_text,
     encode_payload,
 )
+from .periodic import PERIODIC_ENTRY_POINT_GROUP
 from .pool import CONNECT_ERRORS, connect
 from .queue import Queue
-from .registry import ENTRY_POINT_GROUP, HandlerRegistry
+from .registry import ENTRY_POINT_GROUP, HandlerRegistry, load_periodic_entry_points
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "run",
         "Run the worker daemon: serve DOCKO_QUEUES with the handlers of every installed "
-        f"'{ENTRY_POINT_GROUP}' entry point until SIGTERM or SIGINT.",
+        f"'{ENTRY_POINT_GROUP}' entry point, and enqueue the periodic jobs of every "
+        f"'{PERIODIC_ENTRY_POINT_GROUP}' entry point, until SIGTERM or SIGINT.",
     )
     migrate_cmd = add("migrate", "Apply the database migrations (a no-op when up to date).")
     migrate_cmd.add_argument(
@@ -136,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--max-age", type=_max_age, default=30.0, help="seconds before the file is stale (30)"
     )
+    periodic = add(
+        "periodic",
+        "Show the periodic jobs the daemons have declared in the database: schedule, time zone, "
+        "next slot, last enqueued slot and its job.",
+    )
+    periodic.add_argument("--json", action="store_true", help="print JSON instead of a table")
     demo = add(
         "demo",
         "Run the daemon on a sample document workload and report what happened. Uses the "
@@ -213,9 +221,10 @@ def cmd_run(_args: argparse.Namespace) -> int:
     config.require_database_url()
     registry = HandlerRegistry()
     registry.load_entry_points()
+    periodics = load_periodic_entry_points()
     if not len(registry):
         raise DockoError(f"no handlers: install a package with '{ENTRY_POINT_GROUP}' entry points")
-    return run_async(lambda: run_daemon(config, registry))
+    return run_async(lambda: run_daemon(config, registry, periodics))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -408,6 +417,14 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def cmd_periodic(args: argparse.Namespace) -> int:
+    from .periodic_command import show_periodic
+
+    config = _configured()
+    config.require_database_url()
+    return run_async(lambda: show_periodic(config, as_json=args.json))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -432,6 +449,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "enqueue": cmd_enqueue,
     "stats": cmd_stats,
     "healthcheck": cmd_healthcheck,
+    "periodic": cmd_periodic,
     "demo": cmd_demo,
     "jobs": cmd_jobs,
     "queues": cmd_queues,

@@ -14,13 +14,14 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import structlog
 
 from .config import Config, redact_dsn
 from .job import Job
+from .periodic import Periodic
 from .pool import wait_for_pool
 from .queue import Queue
 from .registry import HandlerRegistry
@@ -77,7 +78,9 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
-async def run_daemon(config: Config, registry: HandlerRegistry) -> int:
+async def run_daemon(
+    config: Config, registry: HandlerRegistry, periodics: Sequence[Periodic] = ()
+) -> int:
     """The daemon: wait for the database, migrate, serve until a signal, stop gracefully."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -112,6 +115,8 @@ async def run_daemon(config: Config, registry: HandlerRegistry) -> int:
         log.info("daemon_stopped_before_start")
         return 0
     queue = Queue(pool, config, registry=registry, owns_pool=True)
+    for periodic in periodics:
+        queue.register_periodic(periodic)
     unwritten: list[Job] = []
     try:
         if config.auto_migrate:

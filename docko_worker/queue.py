@@ -40,11 +40,12 @@ from .payloads import (
     encode_payloads,
     optional_text,
 )
+from .periodic import Periodic, PeriodicInfo, parse_schedule
 from .pool import connect, create_pool, wait_for_pool
 from .recorder import Counters
-from .registry import Handler, HandlerRegistry
+from .registry import Handler, HandlerRegistry, load_periodic_entry_points
 from .settle import settle
-from .store import JobStore
+from .store import JobStore, PeriodicStore
 from .supervisor import Supervisor
 
 log = structlog.get_logger("docko_worker.queue")
@@ -73,6 +74,7 @@ class Queue:
         self._store = JobStore(pool)
         self._owns_pool = owns_pool
         self._supervisor: Supervisor | None = None
+        self._periodics: dict[str, Periodic] = {}
 
     @classmethod
     async def connect(
@@ -357,6 +359,7 @@ class Queue:
             self.config,
             queues,
             connect=lambda: connect(self.config),
+            periodics=list(self._periodics.values()),
         )
         self._supervisor = supervisor
         supervisor.start()
@@ -389,3 +392,54 @@ class Queue:
     def idle(self) -> bool:
         """Started, and holding no job: nothing claimed, running or awaiting its write."""
         return self._supervisor is not None and self._supervisor.idle
+
+    # Periodic jobs
+
+    def register_periodic(self, periodic: Periodic) -> None:
+        """Enqueue ``periodic``'s job at each of its slots while this queue runs (``start``).
+
+        However many daemons register it, each slot is enqueued once; see ``docko_worker.periodic``.
+        """
+        if self._supervisor is not None:
+            raise DockoError("register periodic jobs before start()")
+        if not isinstance(periodic, Periodic):
+            raise DockoError(f"register_periodic takes a Periodic, got {type(periodic).__name__}")
+        if periodic.name in self._periodics:
+            raise DockoError(f"two periodic jobs named {periodic.name!r}")
+        self._periodics[periodic.name] = periodic
+
+    def load_periodic_entry_points(self) -> list[str]:
+        """Register the periodic jobs of every installed ``docko_worker.periodic`` entry point."""
+        periodics = load_periodic_entry_points()
+        for periodic in periodics:
+            self.register_periodic(periodic)
+        return [periodic.name for periodic in periodics]
+
+    @property
+    def periodics(self) -> list[Periodic]:
+        """The periodic jobs registered with this queue."""
+        return list(self._periodics.values())
+
+    async def list_periodic(self) -> list[PeriodicInfo]:
+        """Every schedule some daemon has declared in this database, with its next slot (by the
+        database's clock) and its last enqueued slot and job."""
+        store = PeriodicStore(self.pool)
+        now = await store.database_now()
+        infos = []
+        for row in await store.list_periodic():
+            try:
+                next_slot = parse_schedule(row.schedule, row.timezone).next_slot(now)
+            except ValueError:  # written by a version that reads it differently
+                next_slot = None
+            infos.append(
+                PeriodicInfo(
+                    name=row.name,
+                    schedule=row.schedule,
+                    timezone=row.timezone,
+                    next_slot=next_slot,
+                    last_slot=row.last_slot,
+                    last_job_id=row.last_job_id,
+                    seen_at=row.seen_at,
+                )
+            )
+        return infos

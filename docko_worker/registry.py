@@ -5,7 +5,8 @@ bounded pool of threads, see ``threads.py``); callable objects count by their ``
 Entry points live in group ``docko_worker.handlers``; the entry point's name is the job type and
 its value the handler (``ocr = "acme_docs.handlers:ocr"``). An entry point that does not import, a
 value that is not a function (a class, a generator function, anything not callable), or two
-handlers for one job type raise ``RegistryError`` naming the culprit.
+handlers for one job type raise ``RegistryError`` naming the culprit. ``load_periodic_entry_points``
+reads the periodic jobs of group ``docko_worker.periodic`` the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 from .errors import RegistryError
+from .periodic import PERIODIC_ENTRY_POINT_GROUP, Periodic
 
 if TYPE_CHECKING:
     from .job import Job
@@ -105,16 +107,7 @@ class HandlerRegistry:
             found = entry_points(group=ENTRY_POINT_GROUP)
         added: list[str] = []
         for entry_point in found:
-            source = f"entry point {entry_point.name} = {entry_point.value!r}"
-            if entry_point.dist is not None:
-                source += f" (from {entry_point.dist.name})"
-            try:
-                handler = entry_point.load()
-            except Exception as exc:
-                raise RegistryError(
-                    f"{source} in group {ENTRY_POINT_GROUP} does not import: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+            handler, source = _load(entry_point, ENTRY_POINT_GROUP)
             self.register(entry_point.name, handler, source=source)
             added.append(entry_point.name)
         return added
@@ -131,3 +124,43 @@ class HandlerRegistry:
 
     def __len__(self) -> int:
         return len(self._handlers)
+
+
+def _load(entry_point: EntryPoint, group: str) -> tuple[Any, str]:
+    """The entry point's value and a description of where it comes from, for error messages."""
+    source = f"entry point {entry_point.name} = {entry_point.value!r}"
+    if entry_point.dist is not None:
+        source += f" (from {entry_point.dist.name})"
+    try:
+        return entry_point.load(), source
+    except Exception as exc:
+        raise RegistryError(
+            f"{source} in group {group} does not import: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def load_periodic_entry_points(found: Iterable[EntryPoint] | None = None) -> list[Periodic]:
+    """The periodic jobs of every entry point in group ``docko_worker.periodic``.
+
+    An entry point's value is a ``Periodic`` or a list of them. One that does not import (an
+    invalid cron expression or time zone raises as its module builds the ``Periodic``), a value of
+    another kind, or two periodic jobs of one name raise ``RegistryError`` naming the culprit.
+    """
+    if found is None:
+        found = entry_points(group=PERIODIC_ENTRY_POINT_GROUP)
+    periodics: dict[str, tuple[Periodic, str]] = {}
+    for entry_point in found:
+        value, source = _load(entry_point, PERIODIC_ENTRY_POINT_GROUP)
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if not isinstance(item, Periodic):
+                raise RegistryError(
+                    f"{source} in group {PERIODIC_ENTRY_POINT_GROUP} must be a Periodic or a "
+                    f"list of them, not {type(item).__name__}"
+                )
+            if item.name in periodics:
+                raise RegistryError(
+                    f"two periodic jobs named {item.name!r}: {periodics[item.name][1]} and {source}"
+                )
+            periodics[item.name] = (item, source)
+    return [periodic for periodic, _ in periodics.values()]

@@ -318,3 +318,98 @@ async def _aiter(items: Iterator[bytes]) -> AsyncIterator[bytes]:
     """asyncpg reads a COPY source only as an async iterable."""
     for item in items:
         yield item
+
+
+# Periodic jobs
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicRow:
+    """A row of ``docko_periodic``: one schedule and the slots decided for it."""
+
+    name: str
+    schedule: str
+    timezone: str
+    decided_slot: datetime
+    last_slot: datetime | None
+    last_job_id: UUID | None
+    seen_at: datetime
+
+    @classmethod
+    def from_record(cls, row: Any) -> PeriodicRow:
+        return cls(
+            row["name"],
+            row["schedule"],
+            row["timezone"],
+            row["decided_slot"],
+            row["last_slot"],
+            row["last_job_id"],
+            row["seen_at"],
+        )
+
+
+class PeriodicStore:
+    """Named-statement access to ``docko_periodic`` (and the jobs its slots insert)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    async def database_now(self) -> datetime:
+        now: datetime = await self.runner.fetchval(SQL.database_now)
+        return now
+
+    async def register_periodic(
+        self,
+        names: Sequence[str],
+        schedules: Sequence[str],
+        timezones: Sequence[str],
+        latest_slots: Sequence[datetime],
+    ) -> list[PeriodicRow]:
+        rows = await self.runner.fetch(
+            SQL.register_periodic, names, schedules, timezones, latest_slots
+        )
+        return [PeriodicRow.from_record(row) for row in rows]
+
+    async def enqueue_periodic_slot(
+        self,
+        *,
+        name: str,
+        slot: datetime,
+        schedule: str,
+        timezone: str,
+        job_id: UUID,
+        queue_name: str,
+        job_type: str,
+        payload_json: str,
+        priority: int,
+        max_attempts: int,
+        skip_if_running: bool,
+    ) -> bool | None:
+        """True: this call enqueued the slot's job; False: it decided to skip the slot; None: it
+        did not decide the slot (another daemon did, or the row holds another schedule)."""
+        enqueued: bool | None = await self.runner.fetchval(
+            SQL.enqueue_periodic_slot,
+            name,
+            slot,
+            schedule,
+            timezone,
+            job_id,
+            queue_name,
+            job_type,
+            payload_json,
+            priority,
+            max_attempts,
+            skip_if_running,
+            NOTIFY_CHANNEL,
+        )
+        return enqueued
+
+    async def get_periodic(self, name: str) -> PeriodicRow | None:
+        row = await self.runner.fetchrow(SQL.get_periodic, name)
+        return None if row is None else PeriodicRow.from_record(row)
+
+    async def list_periodic(self) -> list[PeriodicRow]:
+        return [PeriodicRow.from_record(row) for row in await self.runner.fetch(SQL.list_periodic)]
+
+    async def touch_periodic(self, names: Sequence[str]) -> None:
+        await self.runner.execute(SQL.touch_periodic, names)

@@ -7,9 +7,9 @@
     heartbeat: extends the leases of the held jobs    maintenance: rescuer, pruner
     loop monitor: names the running jobs while the event loop is blocked
 
-The parts share one ``HeldJobs``. Side tasks (heartbeat, waker, maintenance, health file) run under
-a watch: one that fails unexpectedly is logged with its traceback and restarted after a backoff,
-never left dead silently.
+The parts share one ``HeldJobs``. Side tasks (heartbeat, waker, maintenance, health file, periodic
+scheduler) run under a watch: one that fails unexpectedly is logged with its traceback and restarted
+after a backoff, never left dead silently.
 
 Shutdown: stop claiming; hand back claimed jobs that have not started; let running jobs finish for
 up to ``shutdown_timeout``; cancel the rest and hand their jobs back without spending the attempt;
@@ -43,11 +43,13 @@ from .job import Job
 from .loop_monitor import LoopMonitor
 from .maintenance import Pruner, Rescuer, UnknownTypeWatch
 from .outcome import RetryPolicy
+from .periodic import Periodic
 from .recorder import Counters, Recorder
 from .registry import HandlerRegistry
 from .retry import reconnect_delay
+from .scheduler import Scheduler
 from .settle import settle
-from .store import JobStore
+from .store import JobStore, PeriodicStore
 from .waker import Connect, Waker
 from .workers import Workers
 
@@ -93,6 +95,7 @@ class Supervisor:
         *,
         connect: Connect | None = None,
         worker_id: str | None = None,
+        periodics: Sequence[Periodic] = (),
     ) -> None:
         self.config = config
         self.queues = list(dict.fromkeys(queues))
@@ -151,6 +154,9 @@ class Supervisor:
         self._loop_monitor = LoopMonitor(
             min(LOOP_BLOCK_WARNING, config.visibility_timeout / 2), self._workers.running_jobs
         )
+        self._scheduler = (
+            Scheduler(PeriodicStore(store.runner), periodics, config) if periodics else None
+        )
         self._fetcher_task: asyncio.Task[None] | None = None
         self._side_tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -184,6 +190,8 @@ class Supervisor:
         if self._waker is not None:
             self._watch("docko-waker", self._waker.run)
         self._watch("docko-register-queues", self._register_queues)
+        if self._scheduler is not None:
+            self._watch("docko-periodic", self._scheduler.run)
 
     def _watch(
         self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]

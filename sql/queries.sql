@@ -514,3 +514,82 @@ WHERE jobs.state = 'available'
   AND jobs.queue_name = ANY($1::text[])
   AND jobs.job_type = ANY($2::text[])
   AND jobs.run_at > now()
+
+-- Periodic jobs (docko_worker/periodic.py, scheduler.py; table docko_periodic, sql/0003).
+
+-- name: database_now
+-- The database's clock: every daemon computes its periodic slots from it, not from its host's.
+SELECT now()
+
+-- name: register_periodic
+-- Declares the schedules a daemon runs (parallel arrays: name, schedule, time zone, and the
+-- latest slot at or before now). A new schedule starts from that slot, so it first fires at the
+-- next one; so does a changed expression or time zone (it takes effect at its next slot). An
+-- unchanged schedule keeps its decided slot: a fleet that was down enqueues the latest missed slot
+-- once. Returns every declared row.
+INSERT INTO docko_periodic AS periodic (name, schedule, timezone, decided_slot)
+SELECT declared.name, declared.schedule, declared.timezone, declared.latest_slot
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+     AS declared(name, schedule, timezone, latest_slot)
+ON CONFLICT (name) DO UPDATE
+SET decided_slot = CASE
+        WHEN (periodic.schedule, periodic.timezone)
+             IS DISTINCT FROM (excluded.schedule, excluded.timezone)
+        THEN GREATEST(periodic.decided_slot, excluded.decided_slot)
+        ELSE periodic.decided_slot END,
+    schedule = excluded.schedule,
+    timezone = excluded.timezone,
+    updated_at = now(),
+    seen_at = now()
+RETURNING periodic.name, periodic.schedule, periodic.timezone, periodic.decided_slot,
+          periodic.last_slot, periodic.last_job_id, periodic.seen_at
+
+-- name: enqueue_periodic_slot
+-- Slot $2 of schedule $1, in one statement: whichever daemon's UPDATE takes the row first moves
+-- decided_slot to $2 and inserts the job ($5, due at the slot); the others wait for its row lock,
+-- find decided_slot < $2 false, and change nothing. The slot must be due by the database's clock,
+-- and the row must hold the schedule this daemon runs ($3, $4): after a change, daemons still on
+-- the old expression enqueue nothing. With $11 (skip_if_running), a slot whose previous job is
+-- still available or running is decided without a job. Returns one row (enqueued: whether a job
+-- went in) when this call decided the slot, none otherwise.
+WITH previous AS (
+    SELECT periodic.name,
+           $11::boolean AND EXISTS (
+               SELECT 1 FROM docko_jobs AS jobs
+               WHERE jobs.id = periodic.last_job_id AND jobs.state IN ('available', 'running')
+           ) AS busy
+    FROM docko_periodic AS periodic
+    WHERE periodic.name = $1
+), decided AS (
+    UPDATE docko_periodic AS periodic
+    SET decided_slot = $2,
+        last_slot = CASE WHEN previous.busy THEN periodic.last_slot ELSE $2 END,
+        last_job_id = CASE WHEN previous.busy THEN periodic.last_job_id ELSE $5 END,
+        updated_at = now(),
+        seen_at = now()
+    FROM previous
+    WHERE periodic.name = previous.name
+      AND periodic.decided_slot < $2::timestamptz
+      AND $2::timestamptz <= now()
+      AND periodic.schedule = $3 AND periodic.timezone = $4
+    RETURNING NOT previous.busy AS enqueued
+), inserted AS (
+    INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at)
+    SELECT $5, $6, $7, $8::text::json, $9, $10, $2 FROM decided WHERE decided.enqueued
+    RETURNING queue_name
+), notified AS (
+    SELECT count(pg_notify($12, inserted.queue_name)) AS notifications FROM inserted
+)
+SELECT decided.enqueued FROM decided, notified
+
+-- name: get_periodic
+SELECT name, schedule, timezone, decided_slot, last_slot, last_job_id, seen_at
+FROM docko_periodic WHERE name = $1
+
+-- name: list_periodic
+SELECT name, schedule, timezone, decided_slot, last_slot, last_job_id, seen_at
+FROM docko_periodic ORDER BY name
+
+-- name: touch_periodic
+-- A running daemon still has these schedules (shown by `docko-worker periodic`).
+UPDATE docko_periodic SET seen_at = now() WHERE name = ANY($1::text[])

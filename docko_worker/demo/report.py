@@ -15,13 +15,22 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 from ..job import Job
 from ..queue import Queue
 from .display import table
-from .workload import DOCUMENTS_QUEUE, JOB_TYPES, PROBE_JOB_TYPE, DocumentWorkload, GaveUp
+from .workload import (
+    DOCUMENTS_QUEUE,
+    JOB_TYPES,
+    PROBE_JOB_TYPE,
+    REPORT_EVERY,
+    REPORT_NAME,
+    DocumentWorkload,
+    GaveUp,
+)
 
 PROBE_JOBS = 20
 PROBE_GAP = 0.05
@@ -60,6 +69,9 @@ class Outcome:
     latencies: list[float]
     listen: bool
     poll_interval: float
+    # The periodic job's slots, as its handler saw them, and its jobs in the table.
+    report_slots: list[datetime] = field(default_factory=list)
+    report_jobs: int = 0
 
 
 def pick_examples(gave_up: Iterable[GaveUp], count: int = 3) -> list[GaveUp]:
@@ -150,7 +162,24 @@ def format_summary(outcome: Outcome) -> str:
         )
     else:
         lines.append(label("latency", "no latency probe started within 5 s"))
+    lines.append(label("periodic", _periodic_line(outcome)))
     unfinished = outcome.jobs - completed - failed
     if unfinished:
         lines.append(label("unfinished", f"{unfinished} (neither completed nor failed)"))
     return "\n".join(lines)
+
+
+def _periodic_line(outcome: Outcome) -> str:
+    slots = outcome.report_slots
+    head = f"{REPORT_NAME} every {REPORT_EVERY} s"
+    if not slots:
+        return f"{head}: no slot fell due while the demo ran"
+    once = (
+        "one job each"
+        if len(set(slots)) == len(slots) == outcome.report_jobs
+        else f"{outcome.report_jobs} jobs for {len(set(slots))} slots"
+    )
+    return (
+        f"{head}: {len(slots)} slots {slots[0]:%H:%M:%S} .. {slots[-1]:%H:%M:%S} UTC, {once},"
+        " due at its slot"
+    )

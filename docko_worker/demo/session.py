@@ -1,9 +1,9 @@
 """One demo session on a PostgreSQL server: the demo database, the daemon run and its outcome.
 
 This module owns the run itself: it recreates the demo database, configures the daemon for the
-demo, enqueues the sample jobs in bulk, runs the daemon in this process with progress until every
-job is completed or failed, measures the enqueue-to-start latency, stops the daemon gracefully and
-collects the ``Outcome`` the summary reports.
+demo, enqueues the sample jobs in bulk, runs the daemon in this process (with one periodic job)
+with progress until every job is completed or failed, measures the enqueue-to-start latency, stops
+the daemon gracefully and collects the ``Outcome`` the summary reports.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from .workload import (
     JOB_TYPES,
     PROBE_JOB_TYPE,
     QUEUES,
+    REPORT_JOB_TYPE,
     DocumentWorkload,
+    periodic_jobs,
     plan_jobs,
     sample_documents,
 )
@@ -77,13 +79,16 @@ async def _enqueue(queue: Queue, planned: dict[str, list[dict[str, Any]]]) -> in
     return statements
 
 
-async def _run_until_final(queue: Queue, total: int, started: float, display: Display) -> float:
+async def _run_until_final(
+    queue: Queue, total: int, started: float, display: Display, workload: DocumentWorkload
+) -> float:
     """Show progress until ``total`` jobs are completed or failed; returns the seconds it took."""
     last_done, last_change = -1, started
     while True:
         counters = queue.counters
         now = time.perf_counter()
-        done = counters.completed + counters.failed
+        # The periodic job's runs are not the workload's.
+        done = counters.completed + counters.failed - len(workload.report_slots)
         finished = done >= total
         display.progress(
             Progress(done, total, counters.retried, counters.failed, now - started), force=finished
@@ -126,6 +131,8 @@ async def run_session(
         await queue.migrate()
         for job_type, handler in workload.handlers().items():
             queue.register_handler(job_type, handler)
+        for periodic in periodic_jobs():
+            queue.register_periodic(periodic)
         began = time.perf_counter()
         statements = await _enqueue(queue, planned)
         display.say(
@@ -135,14 +142,17 @@ async def run_session(
         )
         started = time.perf_counter()
         await queue.start(list(QUEUES))
-        wall = await _run_until_final(queue, args.jobs, started, display)
+        wall = await _run_until_final(queue, args.jobs, started, display, workload)
         bulk = queue.counters
         await _wait_until_idle(queue)
         latencies = await measure_latency(queue, workload)
         await queue.stop()
         by_type: dict[str, Counter[str]] = defaultdict(Counter)
+        report_jobs = 0
         for _queue_name, job_type, state, count in await queue.job_counts():
-            if job_type != PROBE_JOB_TYPE:
+            if job_type == REPORT_JOB_TYPE:
+                report_jobs += count
+            elif job_type != PROBE_JOB_TYPE:
                 by_type[job_type][state] += count
         examples = [
             job
@@ -163,5 +173,7 @@ async def run_session(
         latencies=latencies,
         listen=config.listen,
         poll_interval=config.poll_interval,
+        report_slots=sorted(workload.report_slots),
+        report_jobs=report_jobs,
     )
     return outcome, demo_dsn

@@ -14,11 +14,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from ..errors import PermanentError
 from ..job import Job
+from ..periodic import Periodic
 
 DOCUMENTS_QUEUE = "documents"
 PREVIEWS_QUEUE = "previews"
@@ -31,6 +33,10 @@ JOB_TYPES: dict[str, tuple[str, int]] = {
     "index": (DOCUMENTS_QUEUE, 5),
 }
 PROBE_JOB_TYPE = "latency_probe"
+# The demo's periodic job: a report on the queues, every second while the demo runs.
+REPORT_NAME = "queue-report"
+REPORT_JOB_TYPE = "queue_report"
+REPORT_EVERY = 1
 # Seed of the sample documents: every run processes the same documents.
 DOCUMENT_SEED = 20_241_128
 # Share of documents that are corrupt, relative to --failure-rate: 1% at the default 10%.
@@ -52,6 +58,19 @@ _KINDS = (  # kind of document, fewest and most pages
     ("letter", 1, 4),
 )
 _TENANTS = ("acme", "globex", "initech", "umbrella", "hooli")
+
+
+def periodic_jobs() -> list[Periodic]:
+    """The periodic jobs the demo's daemon runs: one, every ``REPORT_EVERY`` seconds."""
+    return [
+        Periodic(
+            REPORT_NAME,
+            every=REPORT_EVERY,
+            queue_name=DOCUMENTS_QUEUE,
+            job_type=REPORT_JOB_TYPE,
+            payload={"report": "queue depths"},
+        )
+    ]
 
 
 # The errors the example handlers simulate.
@@ -181,6 +200,7 @@ class DocumentWorkload:
         self.probe_starts: dict[UUID, float] = {}
         self.probes_expected = 0
         self.probes_started = asyncio.Event()
+        self.report_slots: list[datetime] = []
 
     def handlers(self) -> dict[str, Callable[[Job], Awaitable[None]]]:
         return {
@@ -189,6 +209,7 @@ class DocumentWorkload:
             "extract_text": self.extract_text,
             "index": self.index,
             PROBE_JOB_TYPE: self.latency_probe,
+            REPORT_JOB_TYPE: self.queue_report,
         }
 
     async def ocr(self, job: Job) -> None:
@@ -230,6 +251,10 @@ class DocumentWorkload:
         self.probe_starts[job.id] = time.perf_counter()
         if len(self.probe_starts) >= self.probes_expected:
             self.probes_started.set()
+
+    async def queue_report(self, job: Job) -> None:
+        """The periodic job: notes the slot it covers (its ``run_at``)."""
+        self.report_slots.append(job.run_at)
 
     async def _simulate(
         self, job: Job, seconds: float, error: Exception, *, reads_file: bool = True

@@ -22,13 +22,17 @@ unfinished) and what the test did and the daemons logged (``Faults``), and check
 - a completed job's deciding execution succeeded, a failed job's did not (or its lease expired).
 
 Anything else is a problem; ``check`` returns them all with the counts for the report.
+
+``check_slots`` checks a periodic schedule's slots the same way: none twice, none missing while a
+daemon ran, one catch-up slot at most for each time the whole fleet was down.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from uuid import UUID
 
@@ -374,3 +378,67 @@ class ChaosReport:
 async def collect(conn: Any) -> tuple[list[Any], list[Any]]:
     """The job rows and execution rows the checker reads."""
     return await conn.fetch(JOBS_QUERY), await conn.fetch(RUNS_QUERY)
+
+
+# Periodic slots
+
+
+@dataclass
+class SlotResult:
+    """The slots of one periodic schedule a chaos run enqueued, checked against when daemons ran."""
+
+    slots: int = 0
+    caught_up: int = 0
+    downtimes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"periodic slots: {self.slots} enqueued, {self.caught_up} catch-up slot(s) after "
+            f"{self.downtimes} downtime(s), {len(self.problems)} problem(s)"
+        )
+
+
+def check_slots(
+    slots: list[datetime], period: float, running: list[tuple[datetime, datetime]]
+) -> SlotResult:
+    """Check the ``run_at`` of every job a schedule of ``period`` seconds enqueued.
+
+    ``running`` holds, per daemon, when it began to run the schedule and when it was stopped or
+    killed. Rules: no slot twice; every slot that fell while a daemon ran (with a second's grace
+    at either end) is there; of the slots that fell while none ran, at most one per downtime: the
+    latest, a period or less before the downtime ended.
+    """
+    result = SlotResult(slots=len(slots))
+    problems = result.problems
+    seen = Counter(slots)
+    problems += [f"slot {slot.isoformat()} enqueued {n} times" for slot, n in seen.items() if n > 1]
+    if not slots:
+        problems.append("no slot was enqueued")
+        return result
+    step, grace = timedelta(seconds=period), timedelta(seconds=1)
+    at = min(slots)
+    while at <= max(slots):
+        if at not in seen and any(start + grace <= at <= end - grace for start, end in running):
+            problems.append(f"slot {at.isoformat()} missing although a daemon ran")
+        at += step
+    merged: list[list[datetime]] = []
+    for start, end in sorted(running):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for (_, down), (up, _) in pairwise(merged):
+        result.downtimes += 1
+        inside = sorted(slot for slot in seen if down < slot < up)
+        result.caught_up += len(inside)
+        if len(inside) > 1:
+            problems.append(
+                f"{len(inside)} slots enqueued for the downtime {down.isoformat()} .. "
+                f"{up.isoformat()}: the backlog, not the latest slot"
+            )
+        elif inside and up - inside[0] > step + grace:
+            problems.append(
+                f"catch-up slot {inside[0].isoformat()} is not the latest before {up.isoformat()}"
+            )
+    return result

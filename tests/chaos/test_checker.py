@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from chaos_checker import Faults, Result, check
+from chaos_checker import Faults, Result, check, check_slots
 
 pytestmark = pytest.mark.chaos
 
@@ -135,3 +135,34 @@ def test_attempts_beyond_max_attempts_are_a_problem() -> None:
         [run(a, n, "fail", at=n) for n in (1, 2, 3, 4)],
     )
     assert any("exceeds max_attempts" in problem for problem in result.problems)
+
+
+# Periodic slots
+
+
+def second(n: int) -> datetime:
+    return T0 + timedelta(seconds=n)
+
+
+RAN = [(second(0), second(20)), (second(5), second(12)), (second(30), second(40))]
+
+
+def test_slots_of_a_fleet_with_a_downtime_and_a_catch_up_have_no_problems() -> None:
+    result = check_slots([second(n) for n in (*range(1, 21), 29, *range(31, 40))], 1.0, RAN)
+    assert result.problems == []
+    assert (result.slots, result.caught_up, result.downtimes) == (30, 1, 1)
+
+
+def test_a_slot_twice_or_missing_while_a_daemon_ran_is_a_problem() -> None:
+    slots = [second(n) for n in (*range(1, 21), 29, *range(31, 40))]
+    doubled = check_slots([*slots, second(7)], 1.0, RAN)
+    assert any("enqueued 2 times" in problem for problem in doubled.problems)
+    missing = check_slots([slot for slot in slots if slot != second(15)], 1.0, RAN)
+    assert any("missing although a daemon ran" in problem for problem in missing.problems)
+
+
+def test_a_backlog_or_a_stale_catch_up_after_downtime_is_a_problem() -> None:
+    backlog = check_slots([second(n) for n in (*range(1, 29), *range(29, 40))], 1.0, RAN)
+    assert any("the backlog" in problem for problem in backlog.problems)
+    stale = check_slots([second(n) for n in (*range(1, 21), 22, *range(31, 40))], 1.0, RAN)
+    assert any("is not the latest" in problem for problem in stale.problems)
