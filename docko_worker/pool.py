@@ -30,6 +30,8 @@ CONNECT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
+    # A multi-host DSN with target_session_attrs while no host qualifies (mid-failover).
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
 )
 
 
