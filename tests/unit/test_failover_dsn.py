@@ -16,7 +16,7 @@ from asyncpg import connect_utils
 from asyncpg import exceptions as pg
 
 from docko_worker import load_config
-from docko_worker.db import is_transient
+from docko_worker.db import is_read_only, is_transient
 from docko_worker.dsn import check_dsn, redact_dsn
 from docko_worker.errors import ConfigError
 from docko_worker.pool import CONNECT_ERRORS
@@ -71,3 +71,9 @@ def test_no_host_matching_the_session_attribute_is_waited_out() -> None:
     error = pg.TargetServerAttributeNotMatched("None of the hosts match")
     assert isinstance(error, CONNECT_ERRORS)
     assert is_transient(error)
+
+
+def test_a_read_only_server_is_told_from_other_errors() -> None:
+    assert is_read_only(pg.ReadOnlySQLTransactionError("cannot execute UPDATE in a read-only"))
+    assert not is_read_only(pg.ConnectionDoesNotExistError("closed"))
+    assert not is_read_only(pg.UniqueViolationError("duplicate key"))
