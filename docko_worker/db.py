@@ -4,7 +4,9 @@
 one of its connections per call). ``Connection`` also opens transactions; ``Pool`` also lends a
 connection for longer.
 ``is_transient`` tells an error of the connection or the server's state (worth trying the same
-statement again later) from an error of the statement's arguments (which will fail again).
+statement again later) from an error of the statement's arguments (which will fail again);
+``is_read_only`` tells, among those, a server that refuses writes (a demoted primary, a standby),
+on which a connection is no use until it is replaced.
 """
 
 from __future__ import annotations
@@ -77,3 +79,9 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, pg.InternalClientError):
         return True
     return isinstance(exc, pg.InterfaceError) and not isinstance(exc, ValueError)
+
+
+def is_read_only(exc: BaseException) -> bool:
+    """The server refused a write because it is read-only: a primary demoted under the connection,
+    a standby, or ``default_transaction_read_only`` (SQLSTATE 25006, also "... during recovery")."""
+    return isinstance(exc, pg.ReadOnlySQLTransactionError)

@@ -5,8 +5,9 @@ doubt: asyncpg splits a URL with ``urllib`` (the host part ends at the first ``/
 ``#``), so a password holding one of those characters unencoded spills into the host, port,
 database or query, where asyncpg's own error messages would repeat it. ``check_dsn`` refuses
 such a DSN, a libpq keyword/value string (asyncpg does not parse one) and anything else asyncpg
-would choke on (a port that is not a number, a malformed query, an unknown ``sslmode``), with a
-message that never repeats the DSN.
+would choke on (a port that is not a number, a malformed query, an unknown ``sslmode`` or
+``target_session_attrs``), with a message that never repeats the DSN. Several hosts
+(``h1:5432,h2:5432``) with ``target_session_attrs`` are accepted: asyncpg tries them in order.
 
 Because every accepted DSN has exactly one ``@``, before the host, ``redact_dsn`` can hide the
 password for certain: the user information's password and every ``password``-like query parameter
@@ -23,6 +24,7 @@ from .errors import describe_error
 
 SCHEMES = ("postgresql", "postgres")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+SESSION_ATTRS = ("any", "primary", "standby", "prefer-standby", "read-write", "read-only")
 HIDDEN = "***"
 UNSHOWN = "<invalid DSN, not shown>"
 
@@ -94,6 +96,8 @@ def check_dsn(dsn: str) -> str:
                     _check_port(port)
             elif name == "sslmode" and value not in SSL_MODES:
                 raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}")
+            elif name == "target_session_attrs" and value not in SESSION_ATTRS:
+                raise ValueError(f"target_session_attrs must be one of {', '.join(SESSION_ATTRS)}")
     try:
         urlsplit(dsn)
     except ValueError:

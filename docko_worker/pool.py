@@ -1,20 +1,32 @@
-"""asyncpg connection set-up: the daemon's pool, single connections, and start-up retries.
+"""asyncpg connection set-up: the daemon's pool, single connections, start-up retries, and
+letting go of connections whose server turned read-only.
 
 Payloads cross the wire as JSON text (see ``sql/queries.sql``), so no codec is installed: a
 connection the caller owns behaves exactly like one from this pool.
+
+A failover that demotes the old primary in place (``default_transaction_read_only``, a restart as
+a standby behind an unchanged name, a proxy that still points at it) leaves pooled connections open
+to a server that refuses every write. ``ReadWritePool`` runs a pool's statements and, on the first
+"cannot execute ... in a read-only transaction", expires all of the pool's connections: each is
+replaced before it runs another statement, and the DSN (its hosts, ``target_session_attrs``)
+decides where the new ones go. ``refuse_read_only`` does the same for a single connection (the
+LISTEN connection), from what the server reports about itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from types import TracebackType
+from typing import Any
 
 import asyncpg
 import structlog
 
 from .config import Config
-from .db import Connection, Pool
+from .db import Connection, Pool, is_read_only
 from .dsn import describe_connection_error, redact_dsn
+from .errors import describe_error
 from .retry import reconnect_delay
 from .statements import SQL
 
@@ -30,6 +42,8 @@ CONNECT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
+    # A multi-host DSN with target_session_attrs while no host qualifies (mid-failover).
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
 )
 
 
@@ -133,3 +147,104 @@ async def wait_for_pool(
             except TimeoutError:
                 continue
             return None
+
+
+class ReadOnlyServerError(ConnectionError):
+    """The server behind a connection takes no writes: a demoted primary, or a standby."""
+
+
+def read_only_reason(conn: Any) -> str | None:
+    """Why the server behind ``conn`` takes no writes, by what it last reported; None if it does.
+
+    PostgreSQL 14 and later report ``in_hot_standby`` and ``default_transaction_read_only`` at
+    connection start and again with the reply to the first statement after either changes (a
+    configuration reload); older servers report neither, and pass.
+    """
+    settings = conn.get_settings()
+    if getattr(settings, "in_hot_standby", "off") == "on":
+        return "the server is a standby (in recovery)"
+    if getattr(settings, "default_transaction_read_only", "off") == "on":
+        return "the server is read-only (default_transaction_read_only = on)"
+    return None
+
+
+def refuse_read_only(conn: Any) -> None:
+    """Raise ``ReadOnlyServerError`` if the server behind ``conn`` takes no writes."""
+    reason = read_only_reason(conn)
+    if reason is not None:
+        raise ReadOnlyServerError(f"{reason}: a demoted primary or a standby; reconnecting")
+
+
+class ReadWritePool:
+    """Runs statements on an asyncpg pool; expires its connections once their server is read-only.
+
+    The statement that meets the read-only server still fails (with asyncpg's
+    ``ReadOnlySQLTransactionError``, which ``is_transient`` counts as worth retrying); the
+    connection it ran on is closed as it goes back to the pool, and every other one before it runs
+    another statement. Costs one ``async with`` per statement, as ``Pool.fetch`` does itself.
+    """
+
+    __slots__ = ("pool",)
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    def acquire(self) -> _Lent:
+        """A connection of the pool, as ``Pool.acquire`` lends it, watched for read-only errors."""
+        return _Lent(self.pool)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with _Lent(self.pool) as conn:
+            result: str = await conn.execute(query, *args)
+            return result
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with _Lent(self.pool) as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+            return rows
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with _Lent(self.pool) as conn:
+            row: asyncpg.Record | None = await conn.fetchrow(query, *args)
+            return row
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0) -> Any:
+        async with _Lent(self.pool) as conn:
+            return await conn.fetchval(query, *args, column=column)
+
+
+class _Lent:
+    """``async with``: a pooled connection; a read-only error inside expires the pool's connections
+    before this one goes back, so it is closed on its way. A connection whose driver state broke
+    (``InternalClientError``: its server ended it, and asyncpg had read the server's last error
+    but not yet the socket's close) is terminated, so the pool never lends it again."""
+
+    __slots__ = ("_conn", "_lending", "_pool")
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._lending = pool.acquire()
+        self._conn: Any = None
+
+    async def __aenter__(self) -> Any:
+        self._conn = await self._lending.__aenter__()
+        return self._conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            if is_read_only(exc):
+                await self._pool.expire_connections()
+                log.warning("server_read_only_reconnecting", error=describe_error(exc))
+            elif isinstance(exc, asyncpg.InternalClientError) and self._conn is not None:
+                self._conn.terminate()
+        await self._lending.__aexit__(exc_type, exc, tb)
+
+
+def read_write(runner: Any) -> Any:
+    """``runner`` as ``ReadWritePool`` if it is an asyncpg pool; a single connection as it is."""
+    return ReadWritePool(runner) if isinstance(runner, asyncpg.Pool) else runner

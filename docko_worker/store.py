@@ -5,6 +5,10 @@ lists, so one round trip writes many outcomes. Each write that finishes a job is
 attempt it was claimed with and returns the ids it actually changed, so callers can tell a lost
 lease from a write that landed. The operator's statements (cancel, requeue, lists, queues) come
 last; those that list run with custom plans, in a transaction of their own.
+
+On a pool, every statement runs through ``ReadWritePool``: the daemon's claims, outcome writes,
+heartbeats and sweeps and a producer's enqueues all let go of their connections once the server
+turns read-only (a failover that demoted it), so the pool reconnects to wherever the DSN leads.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncpg
 from .copy_format import COPY_COLUMNS, encode_copy_stream
 from .db import Runner
 from .job import Job, new_job_id_bytes, uuids_from_bytes
+from .pool import read_write
 from .statements import SQL
 
 NOTIFY_CHANNEL = "docko_jobs"
@@ -48,9 +53,11 @@ class JobStore:
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+        # What the statements run on: the runner, a pool watched for a read-only server.
+        self._db: Runner = read_write(runner)
 
     def _on(self, conn: Runner | None) -> Runner:
-        return self.runner if conn is None else conn
+        return self._db if conn is None else conn
 
     async def enqueue_job(
         self,
@@ -135,7 +142,7 @@ class JobStore:
             max_attempts=max_attempts,
         )
         if conn is None or isinstance(conn, asyncpg.Pool):
-            pool: Any = conn or self.runner
+            pool: Any = conn or self._db
             async with pool.acquire() as pooled:
                 await _copy_and_notify(pooled, stream, queue_name)
         else:
@@ -164,7 +171,7 @@ class JobStore:
     ) -> list[Job]:
         """The jobs claimed. With ``undecodable``, a job whose payload cannot be decoded goes
         there with the reason instead, and the rest are returned; without, the claim raises."""
-        rows = await self.runner.fetch(
+        rows = await self._db.fetch(
             SQL.claim_jobs, queues, job_types, limit, worker_id, lease_seconds
         )
         if undecodable is None:
@@ -219,11 +226,11 @@ class JobStore:
         return {row[0]: row[1] for row in rows}
 
     async def rescue_expired_jobs(self, limit: int) -> list[dict[str, Any]]:
-        rows = await self.runner.fetch(SQL.rescue_expired_jobs, limit)
+        rows = await self._db.fetch(SQL.rescue_expired_jobs, limit)
         return [dict(row) for row in rows]
 
     async def prune_finished_jobs(self, state: str, older_than: float, limit: int) -> int:
-        status = await self.runner.execute(SQL.prune_finished_jobs, state, older_than, limit)
+        status = await self._db.execute(SQL.prune_finished_jobs, state, older_than, limit)
         return int(status.rsplit(" ", 1)[-1])
 
     async def next_due_at(self, queues: Sequence[str], job_types: Sequence[str]) -> float | None:
@@ -240,7 +247,7 @@ class JobStore:
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
-        rows = await self.runner.fetch(SQL.job_counts)
+        rows = await self._db.fetch(SQL.job_counts)
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     # Operating
@@ -301,7 +308,7 @@ class JobStore:
         await self._on(None).execute(SQL.register_queues, queue_names)
 
     async def _ids(self, statement: str, *args: Any) -> set[UUID]:
-        rows = await self.runner.fetch(statement, *args)
+        rows = await self._db.fetch(statement, *args)
         return {row[0] for row in rows}
 
 

@@ -7,6 +7,11 @@ network drop raises no error by itself), and on loss the waker logs it and recon
 jittered backoff, waking the workers once it is back in case a notification was missed. The cap is
 low, and ``retry_now`` (called when the daemon's pool reaches the database again) cuts the wait
 short: jobs wait for the poll only while the database is really away.
+
+A LISTEN connection to a server that takes no writes is no use: producers enqueue on the primary,
+so it would never hear a job. The waker refuses one at connect and drops one whose server turned
+read-only (a primary demoted in place, seen at the next check), and reconnects to wherever the DSN
+leads (a multi-host DSN with ``target_session_attrs=read-write`` skips standbys).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import structlog
 from .config import Config, redact_dsn
 from .db import Connection
 from .dsn import describe_connection_error
+from .pool import refuse_read_only
 from .retry import reconnect_delay
 from .statements import SQL
 from .store import CONTROL_CHANNEL, NOTIFY_CHANNEL
@@ -99,6 +105,7 @@ class Waker:
     async def _listen(self) -> None:
         self._lost.clear()
         self._conn = await self._connect()
+        refuse_read_only(self._conn)
         self._conn.add_termination_listener(self._on_termination)
         await self._conn.add_listener(NOTIFY_CHANNEL, self._on_notification)
         if self._control is not None:
@@ -110,6 +117,8 @@ class Waker:
                 await asyncio.wait_for(self._lost.wait(), timeout=self._check_interval)
             except TimeoutError:
                 await asyncio.wait_for(self._conn.fetchval(SQL.ping), timeout=10)
+                # The ping's reply carries any change of the server's read-only state.
+                refuse_read_only(self._conn)
                 continue
             raise ConnectionError("the LISTEN connection was closed")
 

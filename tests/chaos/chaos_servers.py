@@ -1,20 +1,23 @@
-"""The servers the chaos tests start: a PostgreSQL cluster of their own, and PgBouncer.
+"""The servers the chaos tests start: PostgreSQL clusters of their own, and PgBouncer.
 
-PostgreSQL's ``initdb``/``postgres`` and PgBouncer refuse to run as root, so when the suite runs
-as root they run as the ``postgres`` OS user (the switch happens in the child before ``exec``, so
-the process the fixture holds is the server itself), in temporary directories that user owns.
+A cluster is made by ``initdb`` or, as a streaming standby of a running one, by
+``pg_basebackup -R`` (the failover test promotes it). PostgreSQL's programs and PgBouncer refuse
+to run as root, so when the suite runs as root they run as the ``postgres`` OS user (the switch
+happens in the child before ``exec``, so the process the fixture holds is the server itself), in
+temporary directories that user owns.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -58,6 +61,8 @@ class OwnCluster:
 
     directory: Path
     port: int
+    # Extra server settings given on the command line at every start (never copied to a standby).
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def data(self) -> Path:
@@ -70,9 +75,9 @@ class OwnCluster:
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def _pg_ctl(self, *args: str, timeout: float = 60.0) -> None:
+    def _run(self, program: str, *args: str, timeout: float = 60.0) -> None:
         result = subprocess.run(
-            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args],
+            [str(PG_BIN / program), *args],
             capture_output=True,
             text=True,
             check=False,
@@ -81,16 +86,45 @@ class OwnCluster:
         )
         if result.returncode != 0:
             raise RuntimeError(
-                f"pg_ctl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}"
+                f"{program} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}"
                 f"\n{result.stderr}\n{self.tail_log()}"
             )
+
+    def _pg_ctl(self, *args: str, timeout: float = 60.0) -> None:
+        self._run("pg_ctl", "-D", str(self.data), *args, timeout=timeout)
+
+    def initdb(self) -> None:
+        """A new, empty cluster in ``data`` (trust authentication, replication allowed)."""
+        self._run(
+            "initdb",
+            *("-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"),
+            timeout=120,
+        )
+
+    def standby(self, directory: Path, port: int) -> OwnCluster:
+        """A streaming standby of this running cluster, by ``pg_basebackup -R`` into ``directory``
+        (not started). Settings of this cluster's command line are not copied."""
+        standby = OwnCluster(directory, port)
+        self._run(
+            "pg_basebackup",
+            *("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-D", str(standby.data)),
+            *("-R", "-X", "stream", "--checkpoint=fast", "--no-sync"),
+            timeout=120,
+        )
+        return standby
 
     def start(self) -> None:
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
             "-c max_connections=200 -c fsync=off -c full_page_writes=off"
         )
+        for name, value in self.settings.items():
+            options += f" -c {shlex.quote(f'{name}={value}')}"
         self._pg_ctl("-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
+
+    def promote(self) -> None:
+        """Make this standby a primary; returns once it accepts writes."""
+        self._pg_ctl("-w", "-t", "60", "promote")
 
     def stop(self, mode: str = "fast") -> None:
         self._pg_ctl("-m", mode, "-w", "-t", "60", "stop")

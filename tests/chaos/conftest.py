@@ -162,26 +162,7 @@ def own_cluster() -> Iterator[OwnCluster]:
     directory = owned_temp_dir("docko-chaos-pg-")
     cluster = OwnCluster(directory, free_port())
     try:
-        init = subprocess.run(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(cluster.data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            **os_user(directory),  # type: ignore[call-overload]
-        )
-        if init.returncode != 0:
-            pytest.fail(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+        cluster.initdb()
         cluster.start()
         yield cluster
     finally:

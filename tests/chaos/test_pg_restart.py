@@ -28,6 +28,7 @@ from chaos_harness import (
     wait_until_final,
 )
 from chaos_harness import workload as make_workload
+from chaos_recovery import FIRST_COMPLETION, FIRST_FRESH_COMPLETION
 from chaos_servers import OwnCluster
 
 from tests.daemon_process import run_cli
@@ -37,20 +38,6 @@ pytestmark = pytest.mark.chaos
 
 JOBS = 2000
 DOWNTIME = 1.0
-
-# The first completion the server recorded after it started (an outcome written on reconnect).
-FIRST_COMPLETION = """
-SELECT extract(epoch FROM min(finished_at)) FROM docko_jobs
-WHERE state = 'completed' AND finished_at >= to_timestamp($1)
-"""
-# The first completion of a job whose deciding run started after the restart.
-FIRST_FRESH_COMPLETION = """
-SELECT extract(epoch FROM min(jobs.finished_at))
-FROM docko_jobs AS jobs
-JOIN chaos_runs AS runs
-  ON runs.job_id = jobs.id AND runs.attempt = jobs.attempt AND runs.outcome = 'ok'
-WHERE jobs.state = 'completed' AND runs.started_at >= to_timestamp($1)
-"""
 
 
 async def test_postgres_restart_mid_run(

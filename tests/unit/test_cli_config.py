@@ -84,7 +84,7 @@ def test_an_option_asyncpg_refuses_is_bad_configuration(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # asyncpg refuses the value when it connects; not a database that is unavailable.
-    monkeypatch.setenv("DOCKO_DATABASE_URL", UNANSWERED + "?target_session_attrs=sideways")
+    monkeypatch.setenv("DOCKO_DATABASE_URL", UNANSWERED + "?gsslib=kerberos")
     status, _, err = run(["stats"], capsys)
     assert status == 2, err
     assert err.startswith("docko-worker: error: invalid database configuration: "), err
