@@ -9,8 +9,9 @@ after failures calls ``on_recovered`` (the waker reconnects at once instead of a
 own backoff).
 
 A job enqueued with a due time in the future is announced in its notification: the fetcher sets
-the alarm for that moment. At start, and when the LISTEN connection comes back, it looks up the
-next due time of its queues once, for announcements it may have missed.
+the alarm for that moment (by the host's clock). At start, when the LISTEN connection comes back
+(announcements may have been missed) and when an alarm finds nothing due (the host's clock ahead
+of the database's), it looks up, by the database's clock, when the next job of its queues is due.
 
 A claimed job whose payload cannot be decoded is not handed to a worker: it fails alone, at once,
 and the rest of its batch runs.
@@ -74,8 +75,15 @@ class Fetcher:
         # Look up when the next waiting job falls due, after the next claim: at start, and
         # whenever notifications may have been missed (the LISTEN connection came back).
         self._look_ahead = True
+        # The alarm rang: a claim that then finds nothing due looks the due time up again.
+        self._alarm_rang = False
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def alarm_rang(self) -> None:
+        """``jobs_due``'s callback: a retry or an announced job should be due now."""
+        self._alarm_rang = True
         self._wake.set()
 
     def look_ahead(self) -> None:
@@ -106,6 +114,7 @@ class Fetcher:
                 continue
             wanted = min(free, config.claim_batch_size)
             self._wake.clear()
+            rang, self._alarm_rang = self._alarm_rang, False
             undecodable: list[tuple[Job, str]] = []
             try:
                 jobs = await self._store.claim_jobs(
@@ -131,19 +140,21 @@ class Fetcher:
             if undecodable:
                 self._fail_undecodable(undecodable)
             if len(jobs) + len(undecodable) < wanted:
-                if self._look_ahead:
+                if self._look_ahead or (rang and not jobs and not undecodable):
+                    # Nothing was due when the alarm said so: the host's clock is ahead of the
+                    # database's, or the due time came from a missed announcement.
                     await self._set_alarm_for_next_due()
                 await self._sleep_until_woken(config.poll_interval)
 
     async def _set_alarm_for_next_due(self) -> None:
         try:
-            due = await self._store.next_due_at(self._queues, self._job_types)
+            seconds = await self._store.next_due_in(self._queues, self._job_types)
         except Exception as exc:
             log.warning("next_due_lookup_failed", error=describe_error(exc))
             return
         self._look_ahead = False
-        if due is not None:
-            self.wake_at(due)
+        if seconds is not None and not self._stopping:
+            self._jobs_due.ring_in(seconds)
 
     def accept(self, jobs: list[Job]) -> None:
         """Hand claimed jobs to the workers."""

@@ -233,9 +233,10 @@ class JobStore:
         status = await self._db.execute(SQL.prune_finished_jobs, state, older_than, limit)
         return int(status.rsplit(" ", 1)[-1])
 
-    async def next_due_at(self, queues: Sequence[str], job_types: Sequence[str]) -> float | None:
-        """Epoch seconds when the earliest waiting job of these queues and types falls due."""
-        due = await self.runner.fetchval(SQL.next_due_at, queues, job_types)
+    async def next_due_in(self, queues: Sequence[str], job_types: Sequence[str]) -> float | None:
+        """Seconds, by the database's clock, until the earliest waiting job of these queues and
+        types falls due."""
+        due = await self._on(None).fetchval(SQL.next_due_in, queues, job_types)
         return None if due is None else float(due)
 
     async def waiting_unknown_types(

@@ -105,7 +105,7 @@ class Supervisor:
         self._held = held = HeldJobs()
         handoff: Handoff[Job | None] = Handoff()
         # Wakes the fetcher when a retry this process wrote falls due, not at the next poll.
-        jobs_due = Alarm(lambda: self._fetcher.wake())
+        jobs_due = Alarm(lambda: self._fetcher.alarm_rang())
         self._completer = Completer(
             store,
             held,

@@ -503,12 +503,13 @@ WHERE head.job_type <> ALL($2::text[])
 GROUP BY head.queue_name, head.job_type
 ORDER BY head.queue_name, head.job_type
 
--- name: next_due_at
--- When the earliest job not yet due in the served queues $1, of the job types $2, falls due (epoch
--- seconds; NULL when there is none). Run when a daemon starts and when its LISTEN connection
--- (re)connects, for jobs whose notification it may have missed: it reads every waiting job of
--- those queues, so never per claim.
-SELECT date_part('epoch', min(jobs.run_at))
+-- name: next_due_in
+-- Seconds until the earliest job not yet due in the served queues $1, of the job types $2, falls
+-- due, by the database's clock (NULL when there is none). Run when a daemon starts, when its LISTEN
+-- connection (re)connects (announcements may have been missed) and when an alarm found nothing
+-- due (the daemon's clock ran ahead of the database's): it reads every waiting job of those
+-- queues, so never per claim.
+SELECT date_part('epoch', min(jobs.run_at) - now())
 FROM docko_jobs AS jobs
 WHERE jobs.state = 'available'
   AND jobs.queue_name = ANY($1::text[])

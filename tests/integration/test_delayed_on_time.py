@@ -65,3 +65,22 @@ async def test_the_notification_names_a_future_due_time(
     assert parsed[2][0] == "mail" and parsed[2][1] is not None
     assert parsed[2][1] > now.run_at.timestamp() + 59
     assert parse_wake_payload("{not json") == ("{not json", None)
+
+
+async def test_an_alarm_that_rings_before_the_job_is_due_looks_again(
+    make_config: Callable[..., Config],
+) -> None:
+    """A host clock ahead of the database's rings the alarm early: the claim finds nothing due.
+    Before: the job then waited for the next poll."""
+
+    async def record(job: Job) -> None:
+        return None
+
+    config = make_config(poll_interval=SLOW_POLL, listen=False)
+    async with running_queue(config, {"ocr": record}) as queue:
+        supervisor = supervisor_of(queue)
+        await wait_until(lambda: not supervisor._fetcher._look_ahead, message="the first look")
+        job = await queue.enqueue("default", "ocr", {}, delay=1.5)
+        # As if announced by a host whose clock runs a second ahead.
+        supervisor._fetcher.wake_at(job.run_at.timestamp() - 1.0)
+        await wait_for_state(queue, job.id, JobState.COMPLETED, timeout=15)

@@ -42,16 +42,28 @@ async def test_an_earlier_moment_set_later_is_not_held_up_by_a_later_one() -> No
     alarm.cancel()
 
 
-async def test_moments_within_the_resolution_ring_once() -> None:
-    rings: list[int] = []
-    alarm = Alarm(lambda: rings.append(1), resolution=0.05)
+async def test_no_moment_rings_before_it_is_due() -> None:
+    """A ring claims jobs due by then: one that came early would find a job not yet due and
+    leave it for the next poll (once a minute, say)."""
+    loop = asyncio.get_running_loop()
+    rings: list[float] = []
+    alarm = Alarm(lambda: rings.append(loop.time()), resolution=0.05)
+    start = loop.time()
+    moments = [start + 0.02, start + 0.03, start + 0.04]
 
-    alarm.ring_in(0.02)
-    alarm.ring_in(0.03)
-    alarm.ring_in(0.04)
-    await asyncio.sleep(0.15)
+    for moment in moments:
+        alarm.ring_in(moment - loop.time())
+    await asyncio.sleep(0.2)
 
-    assert rings == [1]
+    assert rings, "the alarm never rang"
+    assert rings[-1] >= moments[-1]
+    # Each ring came no earlier than the first moment not yet rung for.
+    pending = list(moments)
+    for ring in rings:
+        assert ring >= pending[0]
+        pending = [moment for moment in pending if moment > ring]
+    assert not pending
+    assert len(alarm) == 0
 
 
 async def test_a_moment_in_the_past_rings_at_once() -> None:
