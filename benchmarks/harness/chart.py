@@ -1,4 +1,5 @@
-"""``latest.png``: throughput, enqueue rate, latency percentiles, and docko at scale."""
+"""``latest.png``: throughput, enqueue rate, latency percentiles, scheduled-job lateness, and
+docko at scale."""
 
 from __future__ import annotations
 
@@ -50,14 +51,17 @@ def _bars(ax: Axes, labels: list[str], colors: list[str], values: list[Any], uni
     ax.set_axisbelow(True)
 
 
-def _latency(ax: Axes, systems: dict[str, Any]) -> None:
-    """Grouped horizontal bars: p50, p95, p99 per system, log scale, whiskers min-max."""
-    keys = [key for key, entry in systems.items() if _value(entry, "latency.p50_ms")]
+def _percentile_bars(ax: Axes, rows: list[tuple[str, dict[str, Any], str]]) -> None:
+    """Grouped horizontal bars: p50, p95, p99 of each (label, entry, metric prefix) row, log
+    scale, whiskers min-max; rows without data are left out."""
+    rows = [row for row in rows if _value(row[1], f"{row[2]}.p50_ms")]
     height = 0.8 / 3
-    percentiles = [("latency.p50_ms", "p50"), ("latency.p95_ms", "p95"), ("latency.p99_ms", "p99")]
+    percentiles = [("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")]
     for index, (metric, name) in enumerate(percentiles):
-        ys = [len(keys) - 1 - k + (1 - index) * height for k in range(len(keys))]
-        found = [_value(systems[key], metric) or (0.0, 0.0, 0.0) for key in keys]
+        ys = [len(rows) - 1 - k + (1 - index) * height for k in range(len(rows))]
+        found = [
+            _value(entry, f"{prefix}.{metric}") or (0.0, 0.0, 0.0) for _, entry, prefix in rows
+        ]
         ax.barh(
             ys,
             [v[0] for v in found],
@@ -72,7 +76,7 @@ def _latency(ax: Axes, systems: dict[str, Any]) -> None:
         )
         for y, value in zip(ys, found, strict=True):
             ax.text((value[0] + value[2]) * 1.08, y, f"{value[0]:.1f}", va="center", fontsize=7)
-    ax.set_yticks(range(len(keys))[::-1], [systems[key]["label"] for key in keys])
+    ax.set_yticks(range(len(rows))[::-1], [label for label, _, _ in rows])
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
@@ -85,15 +89,30 @@ def _latency(ax: Axes, systems: dict[str, Any]) -> None:
     ax.set_axisbelow(True)
 
 
+def _lateness_rows(systems: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """One row per system taking part and enqueue API, in table order."""
+    return [
+        (f"{entry['label']}, {api}", entry, f"lateness.{api}")
+        for entry in systems.values()
+        if entry.get("measures_lateness")
+        for api in ("enqueue", "enqueue_many")
+        if _value(entry, f"lateness.{api}.p50_ms")
+    ]
+
+
 def write_chart(results: dict[str, Any], path: Path) -> None:
     systems = results["systems"]
     scale = results.get("docko_scale", {})
     jobs = results["options"]["jobs"]
     labels = [entry["label"] for entry in systems.values()]
     colors = [COLORS.get(key, "#888888") for key in systems]
-    rows = 3 if scale else 2
-    fig = plt.figure(figsize=(13, 4.2 * rows), layout="constrained")
-    grid = fig.add_gridspec(rows, 2)
+    lateness = _lateness_rows(systems)
+    # Throughput, enqueue and latency; the lateness of delayed jobs; docko at scale.
+    heights = (
+        [1.0, 1.0] + ([0.2 + 0.12 * len(lateness)] if lateness else []) + ([1.0] if scale else [])
+    )
+    fig = plt.figure(figsize=(13, 4.2 * sum(heights)), layout="constrained")
+    grid = fig.add_gridspec(len(heights), 2, height_ratios=heights)
 
     ax = fig.add_subplot(grid[0, 0])
     values = [_value(entry, "burn_down.throughput") for entry in systems.values()]
@@ -111,11 +130,20 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     ax.set_title(f"Bulk enqueue of {jobs:,} jobs")
 
     ax = fig.add_subplot(grid[1, 1])
-    _latency(ax, systems)
+    _percentile_bars(ax, [(entry["label"], entry, "latency") for entry in systems.values()])
     ax.set_title("Latency: enqueue \u2192 handler start")
 
-    if scale:
+    if lateness:
+        options = results["options"]
         ax = fig.add_subplot(grid[2, :])
+        _percentile_bars(ax, lateness)
+        ax.set_title(
+            "Scheduled-job lateness: due time (run_at) \u2192 handler start, idle worker "
+            f"polling every {options['lateness_poll_interval_s']:g} s"
+        )
+
+    if scale:
+        ax = fig.add_subplot(grid[len(heights) - 1, :])
         _scale(ax, results)
 
     runs, million = results["options"]["runs"], results["options"]["million_runs"]

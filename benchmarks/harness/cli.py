@@ -25,7 +25,7 @@ from .machine import describe
 from .producers import measure_producers
 from .report import add_summaries, write_json, write_markdown
 from .runner import run_million_kept, run_million_queued, run_system
-from .scenarios import Options
+from .scenarios import LATENESS_BATCH, Options
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-jobs", type=int, default=200, help="(200)")
     parser.add_argument("--latency-interval-ms", type=float, default=20.0, help="(20)")
     parser.add_argument(
+        "--lateness-jobs",
+        type=int,
+        default=100,
+        help="scheduled-job lateness (docko-worker only): jobs enqueued with a delay through "
+        "each of the single and bulk APIs; 0 skips it (100)",
+    )
+    parser.add_argument(
         "--procrastinate-concurrency", type=int, default=20, help="worker --concurrency (20)"
     )
     parser.add_argument(
@@ -115,6 +122,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         jobs=args.jobs,
         latency_jobs=args.latency_jobs,
         latency_interval=args.latency_interval_ms / 1000,
+        lateness_jobs=args.lateness_jobs,
         work_dir=work_dir,
         log_dir=log_dir,
     )
@@ -125,6 +133,11 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "jobs": args.jobs,
             "latency_jobs": args.latency_jobs,
             "latency_interval_ms": args.latency_interval_ms,
+            "lateness_jobs": args.lateness_jobs,
+            "lateness_poll_interval_s": options.lateness_poll_interval,
+            "lateness_delay_s": list(options.lateness_delay),
+            "lateness_interval_ms": options.lateness_interval * 1000,
+            "lateness_per_call": LATENESS_BATCH,
             "million_jobs": args.million_jobs,
             "million_milestone": args.million_milestone,
             "kept_rows": args.kept_rows,
@@ -136,6 +149,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 "label": system.label,
                 "version": system.version(),
                 "settings": system.settings(),
+                "measures_lateness": system.measures_lateness and args.lateness_jobs > 0,
                 "runs": [],
             }
             for system in systems

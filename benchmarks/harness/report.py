@@ -11,6 +11,11 @@ from .stats import Summary, summarize
 
 DOCKO, DOCKO_RETAIN = "docko", "docko-retain"
 DASH, TIMES = "\u2013", "\u00d7"  # en dash (ranges, missing values), multiplication sign
+NOT_APPLICABLE = "n/a"  # a scenario the system does not take part in
+# The scheduled-job lateness scenario's two ways of enqueueing, as named in results.
+LATENESS_APIS = ("enqueue", "enqueue_many")
+LATENESS_STATS = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+LATENESS_METRICS = [f"lateness.{api}.{stat}" for api in LATENESS_APIS for stat in LATENESS_STATS]
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
@@ -31,6 +36,7 @@ def add_summaries(results: dict[str, Any]) -> None:
         "latency.p99_ms",
         "burn_down.milestone.throughput",
         *PRODUCER_METRICS,
+        *LATENESS_METRICS,
     ]
     for entry in _entries(results):
         runs = [run for run in entry["runs"] if "error" not in run]
@@ -101,7 +107,7 @@ def _exactly_once(entry: dict[str, Any]) -> str:
         run[scenario]["exactly_once"]
         for run in entry["runs"]
         if "error" not in run
-        for scenario in ("burn_down", "latency")
+        for scenario in ("burn_down", "latency", "lateness")
         if scenario in run
     ]
     if not checks:
@@ -144,6 +150,27 @@ def latency_table(results: dict[str, Any]) -> list[str]:
             f"| {entry['label']} | {_cell(entry, 'latency.p50_ms', 1)} "
             f"| {_cell(entry, 'latency.p95_ms', 1)} | {_cell(entry, 'latency.p99_ms', 1)} |"
         )
+    return lines
+
+
+def lateness_table(results: dict[str, Any]) -> list[str]:
+    """Lateness per system and enqueue API; one "n/a" row for systems without the scenario."""
+    per_call = results["options"]["lateness_per_call"]
+    calls = {
+        "enqueue": "`Queue.enqueue`",
+        "enqueue_many": f"`Queue.enqueue_many`, {per_call} per call",
+    }
+    lines = [
+        "| System | Enqueued through | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for entry in results["systems"].values():
+        if not entry.get("measures_lateness"):
+            lines.append(_row([entry["label"], *[NOT_APPLICABLE] * 5]))
+            continue
+        for api in LATENESS_APIS:
+            cells = [_cell(entry, f"lateness.{api}.{stat}", 1) for stat in LATENESS_STATS]
+            lines.append(_row([entry["label"], calls[api], *cells]))
     return lines
 
 
@@ -289,6 +316,22 @@ def write_markdown(results: dict[str, Any], path: Path, chart_name: str) -> None
         *latency_table(results),
         "",
     ]
+    if options.get("lateness_jobs"):
+        low, high = options["lateness_delay_s"]
+        out += [
+            f"## Scheduled-job lateness: idle worker polling every "
+            f"{options['lateness_poll_interval_s']:g} s",
+            "",
+            f"{options['lateness_jobs']} jobs enqueued one by one "
+            f"{options['lateness_interval_ms']:g} ms apart, then {options['lateness_jobs']} in "
+            f"calls of {options['lateness_per_call']}, each job (each call) due a random "
+            f"{low * 1000:g}{DASH}{high * 1000:g} ms after its enqueue, so they fall due at "
+            "scattered moments; handler start minus the job's due time (`run_at`), in "
+            "milliseconds. Only docko-worker takes part.",
+            "",
+            *lateness_table(results),
+            "",
+        ]
     ratios = ratio_table(results)
     if ratios:
         out += ["## docko-worker against each peer (medians)", "", *ratios, ""]
@@ -350,4 +393,9 @@ METHOD = [
     "Latency: worker started, one warm-up job run, 1 s to settle, then jobs enqueued one at "
     "a time with each system's single-job API; the handler start minus the payload's "
     "enqueue time (one machine, one clock).",
+    "Scheduled-job lateness (docko-worker): a worker of its own with `DOCKO_POLL_INTERVAL=60`, "
+    "one warm-up job run, 1 s to settle, then jobs enqueued with `delay=` through "
+    "`Queue.enqueue` and then `Queue.enqueue_many`; the handler start minus the job's `run_at` "
+    "(returned by `enqueue`, read back by id after `enqueue_many`, before it is due). A job "
+    "the worker was not woken for would wait for the poll, up to 60 s.",
 ]

@@ -9,7 +9,13 @@ from typing import Any
 from .adapters.base import System
 from .adapters.docko import Docko
 from .db import scratch_database
-from .scenarios import Options, measure_burn_down, measure_enqueue, measure_latency
+from .scenarios import (
+    Options,
+    measure_burn_down,
+    measure_enqueue,
+    measure_latency,
+    measure_lateness,
+)
 
 Log = Callable[[str], None]
 
@@ -17,7 +23,8 @@ Log = Callable[[str], None]
 async def run_system(
     system: System, admin_dsn: str, options: Options, run: int, log: Log
 ) -> dict[str, Any]:
-    """Enqueue ``options.jobs``, burn them down, then the latency run, in one fresh database."""
+    """Enqueue ``options.jobs``, burn them down, then the latency run and (where the system
+    takes part) the scheduled-job lateness run, in one fresh database."""
     name = f"{system.key}-run{run}"
     async with scratch_database(admin_dsn, system.key) as dsn:
         await system.install(dsn)
@@ -36,9 +43,20 @@ async def run_system(
                 f"  {system.label}: latency p50 {latency['p50_ms']:.1f} ms, "
                 f"p99 {latency['p99_ms']:.1f} ms, exactly once: {latency['exactly_once']}"
             )
+            results = {"enqueue": enqueue, "burn_down": burn, "latency": latency}
+            if system.measures_lateness and options.lateness_jobs > 0:
+                late = await measure_lateness(system, dsn, options, f"{name}-lateness")
+                results["lateness"] = late
+                log(
+                    f"  {system.label}: scheduled-job lateness p50/p99 "
+                    f"{late['enqueue']['p50_ms']:.1f}/{late['enqueue']['p99_ms']:.1f} ms "
+                    f"(enqueue), {late['enqueue_many']['p50_ms']:.1f}/"
+                    f"{late['enqueue_many']['p99_ms']:.1f} ms (enqueue_many), "
+                    f"exactly once: {late['exactly_once']}"
+                )
         finally:
             await system.close()
-    return {"enqueue": enqueue, "burn_down": burn, "latency": latency}
+    return results
 
 
 async def run_million_queued(

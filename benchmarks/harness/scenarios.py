@@ -1,15 +1,19 @@
-"""The measurements: bulk enqueue, burn-down, and idle-worker latency, for any ``System``.
+"""The measurements: bulk enqueue, burn-down, idle-worker latency and scheduled-job lateness.
 
 Burn-down: ``jobs`` queued, the worker started as a subprocess, and the clock stopped when the
 system's own ``unfinished_sql`` first reads 0. Reported both from worker start (what the brief
 asks: includes interpreter start-up, connecting and schema checks) and from the first handler
 start (steady processing rate). Latency: an idle, settled worker, then jobs enqueued one by
 one at a fixed interval; enqueue-to-handler-start per job, from the payload's enqueue time.
+Lateness (systems with ``measures_lateness``): an idle, settled worker polling once a minute,
+then jobs enqueued with a delay, one by one and then a batch per bulk call, due at scattered
+moments; handler start minus the due time the system recorded, per job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -19,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from .adapters.base import System, payload
+from .adapters.base import System, WorkerCommand, payload
 from .stats import percentile
 from .worker import Record, WorkerFailed, WorkerProcess
 
@@ -28,6 +32,8 @@ WARM_UP_SEQ = -1
 STALL_SECONDS = 60.0
 # Longest wait between two polls of a burn-down's progress.
 POLL_CEILING = 0.25
+# Jobs per bulk call in the lateness run.
+LATENESS_BATCH = 10
 
 
 @dataclass(slots=True)
@@ -37,6 +43,13 @@ class Options:
     latency_interval: float = 0.020
     settle_seconds: float = 1.0
     poll_interval: float = 0.020
+    lateness_jobs: int = 100
+    # The worker's poll interval in the lateness run: a job started on time was not polled for.
+    lateness_poll_interval: float = 60.0
+    # Each job (each bulk call) is due a random delay in this range after its enqueue.
+    lateness_delay: tuple[float, float] = (0.2, 0.5)
+    # Seconds between two single enqueues; bulk calls are LATENESS_BATCH times further apart.
+    lateness_interval: float = 0.010
     work_dir: Path = Path(".")
     log_dir: Path = Path(".")
 
@@ -92,9 +105,15 @@ def next_poll_delay(floor: float, unfinished: int, rate: float | None) -> float:
 
 
 async def wait_until_finished(
-    conn: Any, system: System, worker: WorkerProcess, poll: float, limit: float
+    conn: Any,
+    system: System,
+    worker: WorkerProcess,
+    poll: float,
+    limit: float,
+    stall: float = STALL_SECONDS,
 ) -> Progress:
-    """Poll ``unfinished_sql`` until it reads 0, sampling the worker's CPU each time."""
+    """Poll ``unfinished_sql`` until it reads 0, sampling the worker's CPU each time; fail after
+    ``stall`` seconds without progress or ``limit`` seconds in all."""
     progress = Progress()
     last_change, last_count = time.perf_counter(), -1
     while True:
@@ -114,7 +133,7 @@ async def wait_until_finished(
         worker.check_alive()
         if count != last_count:
             last_change, last_count = now, count
-        if now - last_change > STALL_SECONDS or elapsed > limit:
+        if now - last_change > stall or elapsed > limit:
             raise WorkerFailed(
                 f"{system.label}: {count} jobs still unfinished after {elapsed:.0f}s "
                 f"(no progress for {now - last_change:.0f}s)\n{worker.log_tail()}"
@@ -122,9 +141,11 @@ async def wait_until_finished(
         await asyncio.sleep(next_poll_delay(poll, count, rate))
 
 
-def _worker(system: System, dsn: str, options: Options, name: str) -> WorkerProcess:
+def _worker(
+    system: System, dsn: str, options: Options, name: str, command: WorkerCommand | None = None
+) -> WorkerProcess:
     return WorkerProcess(
-        system.worker_command(dsn),
+        command or system.worker_command(dsn),
         options.work_dir / f"{name}.records",
         options.log_dir / f"{name}.log",
     )
@@ -187,16 +208,33 @@ async def measure_burn_down(
     return result
 
 
+def _percentiles(values: list[float]) -> dict[str, float]:
+    """p50/p95/p99 and the maximum of ``values`` (milliseconds)."""
+    return {
+        "p50_ms": percentile(values, 50),
+        "p95_ms": percentile(values, 95),
+        "p99_ms": percentile(values, 99),
+        "max_ms": max(values, default=float("nan")),
+    }
+
+
+async def _start_settled(
+    system: System, conn: Any, worker: WorkerProcess, options: Options
+) -> None:
+    """Start ``worker``, run one warm-up job (``WARM_UP_SEQ``) through it, let it settle."""
+    worker.start()
+    await system.enqueue_one(payload(WARM_UP_SEQ, time.time()))
+    await wait_until_finished(conn, system, worker, options.poll_interval, limit=120)
+    await asyncio.sleep(options.settle_seconds)
+
+
 async def measure_latency(system: System, dsn: str, options: Options, name: str) -> dict[str, Any]:
     """Settled idle worker, then ``latency_jobs`` single enqueues ``latency_interval`` apart."""
     worker = _worker(system, dsn, options, name)
     conn = await asyncpg.connect(dsn)
     count = options.latency_jobs
     try:
-        worker.start()
-        await system.enqueue_one(payload(WARM_UP_SEQ, time.time()))
-        await wait_until_finished(conn, system, worker, options.poll_interval, limit=120)
-        await asyncio.sleep(options.settle_seconds)
+        await _start_settled(system, conn, worker, options)
         base = time.perf_counter()
         for seq in range(count):
             delay = base + seq * options.latency_interval - time.perf_counter()
@@ -213,10 +251,80 @@ async def measure_latency(system: System, dsn: str, options: Options, name: str)
     return {
         "jobs": count,
         "interval_ms": options.latency_interval * 1000,
-        "p50_ms": percentile(latencies, 50),
-        "p95_ms": percentile(latencies, 95),
-        "p99_ms": percentile(latencies, 99),
-        "max_ms": max(latencies, default=float("nan")),
+        **_percentiles(latencies),
         "exit_code": exit_code,
         **verify(records, [WARM_UP_SEQ, *range(count)]),
+    }
+
+
+async def _enqueue_delayed(
+    system: System, options: Options, rng: random.Random, first_seq: int, batch: int
+) -> dict[int, float]:
+    """``options.lateness_jobs`` jobs, ``batch`` per call (1: the single-job API), each call
+    ``batch * lateness_interval`` after the previous one and due a random delay after it; the
+    due time of each seq."""
+    due: dict[int, float] = {}
+    low, high = options.lateness_delay
+    base = time.perf_counter()
+    for call, offset in enumerate(range(0, options.lateness_jobs, batch)):
+        pause = base + call * batch * options.lateness_interval - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        seqs = range(first_seq + offset, first_seq + min(offset + batch, options.lateness_jobs))
+        delay = rng.uniform(low, high)
+        if batch == 1:
+            [seq] = seqs
+            due[seq] = await system.enqueue_one_delayed(payload(seq, time.time()), delay)
+        else:
+            now = time.time()
+            times = await system.enqueue_bulk_delayed([payload(seq, now) for seq in seqs], delay)
+            due.update(zip(seqs, times, strict=True))
+    return due
+
+
+async def measure_lateness(system: System, dsn: str, options: Options, name: str) -> dict[str, Any]:
+    """Settled idle worker polling every ``lateness_poll_interval`` s; ``lateness_jobs`` delayed
+    single enqueues, then as many in bulk calls of ``LATENESS_BATCH``; handler start - due time."""
+    command = system.lateness_worker_command(dsn, options.lateness_poll_interval)
+    worker = _worker(system, dsn, options, name, command)
+    conn = await asyncpg.connect(dsn)
+    count = options.lateness_jobs
+    # A job its worker was not woken for waits for the poll: let it, and report how late it was.
+    wait = {
+        "limit": options.lateness_poll_interval * 4,
+        "stall": options.lateness_poll_interval * 2,
+    }
+    rng = random.Random(name)
+    began = time.perf_counter()
+    try:
+        await _start_settled(system, conn, worker, options)
+        single = await _enqueue_delayed(system, options, rng, 0, 1)
+        await wait_until_finished(conn, system, worker, options.poll_interval, **wait)
+        bulk = await _enqueue_delayed(system, options, rng, count, LATENESS_BATCH)
+        await wait_until_finished(conn, system, worker, options.poll_interval, **wait)
+        exit_code = await worker.stop()
+    finally:
+        worker.kill()
+        await conn.close()
+    records = worker.records()
+    started = {r.seq: r.started_at for r in records}
+    late = {
+        phase: [(started[seq] - at) * 1000 for seq, at in due.items() if seq in started]
+        for phase, due in (("enqueue", single), ("enqueue_many", bulk))
+    }
+    low, high = options.lateness_delay
+    return {
+        "jobs": count,
+        "poll_interval_s": options.lateness_poll_interval,
+        "delay_s": [low, high],
+        "interval_ms": options.lateness_interval * 1000,
+        "enqueue": {"jobs": count, **_percentiles(late["enqueue"])},
+        "enqueue_many": {
+            "jobs": count,
+            "per_call": LATENESS_BATCH,
+            **_percentiles(late["enqueue_many"]),
+        },
+        "seconds": time.perf_counter() - began,
+        "exit_code": exit_code,
+        **verify(records, [WARM_UP_SEQ, *range(2 * count)]),
     }

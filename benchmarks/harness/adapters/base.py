@@ -2,7 +2,10 @@
 
 An adapter knows how to install its system's schema in an empty database, enqueue through the
 system's own public APIs (one bulk call, one single call), start the system's worker as users
-run it (a CLI subprocess), and count unfinished jobs with one SQL statement of its own.
+run it (a CLI subprocess), and count unfinished jobs with one SQL statement of its own. A system
+that takes part in the scheduled-job lateness scenario (``measures_lateness``) also enqueues with
+a delay, through both APIs, reporting each job's due time, and starts its worker with a long poll
+interval; the others are reported "n/a" there.
 """
 
 from __future__ import annotations
@@ -110,5 +113,20 @@ class System(ABC):
     def worker_command(self, dsn: str) -> WorkerCommand:
         """The worker daemon's command line and environment (the record file is added later)."""
 
-    #: SQL returning the number of jobs not finished yet (queued or running).
+    #: SQL returning the number of jobs not finished yet (queued, scheduled or running).
     unfinished_sql: str
+
+    #: Whether the scheduled-job lateness scenario runs for this system (else "n/a").
+    measures_lateness: bool = False
+
+    async def enqueue_one_delayed(self, item: Payload, delay: float) -> float:
+        """Enqueue one job due ``delay`` s from now (single-job API); its due time, epoch s."""
+        raise NotImplementedError(f"{self.label} does not take part in the lateness scenario")
+
+    async def enqueue_bulk_delayed(self, payloads: list[Payload], delay: float) -> list[float]:
+        """Enqueue ``payloads`` due ``delay`` seconds from now (bulk API, one call); due times."""
+        raise NotImplementedError(f"{self.label} does not take part in the lateness scenario")
+
+    def lateness_worker_command(self, dsn: str, poll_interval: float) -> WorkerCommand:
+        """``worker_command`` with the worker's poll interval set to ``poll_interval`` seconds."""
+        raise NotImplementedError(f"{self.label} does not take part in the lateness scenario")
