@@ -28,7 +28,7 @@ from .producers import (
     enqueue_many_async,
 )
 from .queue import Queue
-from .registry import ENTRY_POINT_GROUP, HandlerRegistry, handler_options
+from .registry import ENTRY_POINT_GROUP, HandlerOptions, HandlerRegistry, handler_options
 from .retry import next_retry_delay
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DockoError",
+    "HandlerOptions",
     "HandlerRegistry",
     "Job",
     "JobError",

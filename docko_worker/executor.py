@@ -38,7 +38,7 @@ from .outcome import (
 
 if TYPE_CHECKING:
     from .job import Job
-    from .registry import RegisteredHandler
+    from .registry import HandlerOptions, RegisteredHandler
     from .threads import HandlerThreads
 
 # Seconds a cancelled handler gets to unwind before it is abandoned.
@@ -55,6 +55,7 @@ class Execution:
         "error",
         "interruption",
         "job",
+        "options",
         "started",
         "task",
         "watchdog",
@@ -62,6 +63,8 @@ class Execution:
 
     def __init__(self, job: Job, task: asyncio.Task[None]) -> None:
         self.job = job
+        # The job type's handler options, set when the run starts (its retry backoff).
+        self.options: HandlerOptions | None = None
         self.task = task
         self.started = time.monotonic()
         self.interruption: Interruption | None = None
@@ -97,6 +100,7 @@ class Executor:
     async def run(self, execution: Execution, registered: RegisteredHandler) -> Outcome | None:
         """Run the handler; the outcome, or None when the run was abandoned (already recorded)."""
         job = execution.job
+        execution.options = registered.options
         timeout = registered.timeout or self._default_timeout
         timer: asyncio.Timeout | None = None
         outcome: Outcome
@@ -138,10 +142,20 @@ class Executor:
             max_attempts=job.max_attempts,
             interruption=execution.interruption,
             timeout=timeout,
-            policy=self._policy,
+            policy=self._policy_for(execution),
             cancel_reason=execution.cancel_reason,
             rng=self._rng,
         )
+
+    def _policy_for(self, execution: Execution) -> RetryPolicy:
+        """The backoff of the job's type (``handler_options``), else the global one."""
+        options = execution.options
+        if options is None or (
+            options.retry_base_delay is None and options.retry_max_delay is None
+        ):
+            return self._policy
+        base = options.retry_base_delay or self._policy.base_delay
+        return RetryPolicy(base, max(base, options.retry_max_delay or self._policy.max_delay))
 
     def _end(self, execution: Execution) -> None:
         if execution.watchdog is not None:
@@ -196,7 +210,7 @@ class Executor:
                 timeout_message(timeout, ignored_cancellation=True),
                 attempt=job.attempt,
                 max_attempts=job.max_attempts,
-                policy=self._policy,
+                policy=self._policy_for(execution),
                 rng=self._rng,
             ),
         )

@@ -43,7 +43,7 @@ from .payloads import (
 from .periodic import Periodic, PeriodicInfo, parse_schedule
 from .pool import connect, create_pool, wait_for_pool
 from .recorder import Counters
-from .registry import Handler, HandlerRegistry, load_periodic_entry_points
+from .registry import Handler, HandlerOptions, HandlerRegistry, load_periodic_entry_points
 from .settle import settle
 from .store import JobStore, PeriodicStore
 from .supervisor import Supervisor
@@ -132,16 +132,18 @@ class Queue:
         conn: Runner | None = None,
         run_at: datetime | None = None,
         delay: float | timedelta | None = None,
-        priority: int = 0,
+        priority: int | None = None,
         max_attempts: int | None = None,
         dedupe_key: str | None = None,
     ) -> Job:
         """Insert one job (lower ``priority`` runs first) and wake idle workers on commit.
 
         With ``dedupe_key``, an unfinished job holding that key is returned instead of a new one.
+        ``priority`` and ``max_attempts`` left out take the defaults of the job type's registered
+        handler (``handler_options``), else 0 and ``DOCKO_MAX_ATTEMPTS``.
         """
         payload_json = encode_payload(payload)
-        attempts = self._max_attempts(max_attempts)
+        rank, attempts = self._defaults(job_type, priority, max_attempts)
         if dedupe_key is not None:
             check_text("dedupe_key", dedupe_key)
         start, seconds = check_schedule(run_at, delay)
@@ -150,7 +152,7 @@ class Queue:
             queue_name=check_text("queue_name", queue_name),
             job_type=check_text("job_type", job_type),
             payload_json=payload_json,
-            priority=check_priority(priority),
+            priority=rank,
             max_attempts=attempts,
             run_at=start,
             delay=seconds,
@@ -176,7 +178,7 @@ class Queue:
         conn: Runner | None = None,
         run_at: datetime | None = None,
         delay: float | timedelta | None = None,
-        priority: int = 0,
+        priority: int | None = None,
         max_attempts: int | None = None,
     ) -> list[UUID]:
         """Insert one job per payload in one transaction; returns their ids in order.
@@ -191,8 +193,7 @@ class Queue:
         check_text("queue_name", queue_name)
         check_text("job_type", job_type)
         start, seconds = check_schedule(run_at, delay)
-        rank = check_priority(priority)
-        attempts = self._max_attempts(max_attempts)
+        rank, attempts = self._defaults(job_type, priority, max_attempts)
         if start is None and seconds == 0:
             # Encoded while the COPY streams; a payload that cannot be encoded rolls the whole
             # call back.
@@ -218,10 +219,17 @@ class Queue:
             conn=conn,
         )
 
-    def _max_attempts(self, max_attempts: int | None) -> int:
-        return check_max_attempts(
-            self.config.max_attempts if max_attempts is None else max_attempts
-        )
+    def _defaults(
+        self, job_type: str, priority: int | None, max_attempts: int | None
+    ) -> tuple[int, int]:
+        """The job's priority and attempts: its own, else its type's, else the global ones."""
+        registered = self._registry.get(job_type) if isinstance(job_type, str) else None
+        options = registered.options if registered is not None else None
+        if priority is None:
+            priority = (options.priority if options else None) or 0
+        if max_attempts is None:
+            max_attempts = (options.max_attempts if options else None) or self.config.max_attempts
+        return check_priority(priority), check_max_attempts(max_attempts)
 
     async def get_job(self, job_id: UUID | str) -> Job | None:
         return await self._store.get_job(UUID(str(job_id)))
@@ -335,12 +343,21 @@ class Queue:
     # Consuming
 
     def register_handler(
-        self, job_type: str, handler: Handler, *, timeout: float | None = None
+        self,
+        job_type: str,
+        handler: Handler,
+        *,
+        timeout: float | None = None,
+        options: HandlerOptions | None = None,
     ) -> None:
-        """Run ``handler`` for jobs of ``job_type``; ``timeout`` overrides ``job_timeout``."""
+        """Run ``handler`` for jobs of ``job_type``; ``timeout`` overrides ``job_timeout``.
+
+        ``options`` (or ``handler_options`` on the handler) set the type's defaults: timeout,
+        max attempts and priority at enqueue, and its retry backoff.
+        """
         if self._supervisor is not None:
             raise DockoError("register handlers before start()")
-        self._registry.register(job_type, handler, timeout=timeout)
+        self._registry.register(job_type, handler, timeout=timeout, options=options)
 
     def load_entry_points(self) -> list[str]:
         """Register the handlers of every installed ``docko_worker.handlers`` entry point."""

@@ -11,13 +11,15 @@ reads the periodic jobs of group ``docko_worker.periodic`` the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
-from .errors import RegistryError
+from .errors import DockoError, RegistryError
+from .payloads import check_max_attempts, check_priority
 from .periodic import PERIODIC_ENTRY_POINT_GROUP, Periodic
 
 if TYPE_CHECKING:
@@ -28,8 +30,54 @@ ENTRY_POINT_GROUP = "docko_worker.handlers"
 # ``async def handler(job)`` or ``def handler(job)``.
 Handler = Callable[["Job"], Awaitable[None] | None]
 
-# Attribute a handler may carry to override DOCKO_JOB_TIMEOUT (see ``handler_options``).
-TIMEOUT_ATTRIBUTE = "__docko_timeout__"
+# Attribute a handler carries with its ``HandlerOptions`` (see ``handler_options``).
+OPTIONS_ATTRIBUTE = "__docko_options__"
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerOptions:
+    """Defaults for the jobs of one type, kept beside its handler. None: the global setting.
+
+    ``timeout`` and the retry delays apply where the handler runs. ``max_attempts`` and
+    ``priority`` apply at enqueue, by a ``Queue`` that has the handler registered; a job's own
+    values, given at enqueue, win, and a producer that does not know the type (another service,
+    ``docko_worker.enqueue`` on a web app's connection) uses the global defaults.
+    """
+
+    timeout: float | None = None
+    max_attempts: int | None = None
+    priority: int | None = None
+    retry_base_delay: float | None = None
+    retry_max_delay: float | None = None
+
+    def checked(self, job_type: str) -> HandlerOptions:
+        """These options, or ``RegistryError`` naming the job type and the bad value."""
+        for name in ("timeout", "retry_base_delay", "retry_max_delay"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, int | float) and 0 < value <= MAX_HANDLER_SECONDS
+            ):
+                raise RegistryError(
+                    f"{name} for job type {job_type!r} must be positive, at most "
+                    f"{MAX_HANDLER_SECONDS:g} seconds, got {value!r}"
+                )
+        base, cap = self.retry_base_delay, self.retry_max_delay
+        if base is not None and cap is not None and cap < base:
+            raise RegistryError(
+                f"retry_max_delay for job type {job_type!r} must not be below retry_base_delay"
+            )
+        try:
+            if self.max_attempts is not None:
+                check_max_attempts(self.max_attempts)
+            if self.priority is not None:
+                check_priority(self.priority)
+        except DockoError as exc:
+            raise RegistryError(f"job type {job_type!r}: {exc}") from None
+        return self
+
+
+# The longest timeout or retry delay a handler's options may name (30 days).
+MAX_HANDLER_SECONDS = 30 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +88,26 @@ class RegisteredHandler:
     source: str
     # False for a plain ``def``: it runs in a thread, never on the event loop.
     is_async: bool = True
+    options: HandlerOptions = HandlerOptions()
 
 
-def handler_options(*, timeout: float | None = None) -> Callable[[Handler], Handler]:
-    """Decorator for entry-point handlers: ``@handler_options(timeout=600)``."""
+def handler_options(
+    *,
+    timeout: float | None = None,
+    max_attempts: int | None = None,
+    priority: int | None = None,
+    retry_base_delay: float | None = None,
+    retry_max_delay: float | None = None,
+) -> Callable[[Handler], Handler]:
+    """Decorator for handlers: per-type defaults kept beside the code they concern.
+
+    ``@handler_options(timeout=600, max_attempts=10, retry_base_delay=5)``; see
+    ``HandlerOptions`` for where each applies.
+    """
+    options = HandlerOptions(timeout, max_attempts, priority, retry_base_delay, retry_max_delay)
 
     def decorate(handler: Handler) -> Handler:
-        setattr(handler, TIMEOUT_ATTRIBUTE, timeout)
+        setattr(handler, OPTIONS_ATTRIBUTE, options)
         return handler
 
     return decorate
@@ -79,8 +140,11 @@ class HandlerRegistry:
         handler: Handler,
         *,
         timeout: float | None = None,
+        options: HandlerOptions | None = None,
         source: str = "code",
     ) -> None:
+        """``options`` (else those of ``handler_options`` on the handler) set the type's
+        defaults; ``timeout`` overrides theirs."""
         if not isinstance(job_type, str) or not job_type:
             raise RegistryError(f"job type must be a non-empty string, got {job_type!r}")
         if not _is_function(handler):
@@ -93,12 +157,18 @@ class HandlerRegistry:
             raise RegistryError(
                 f"two handlers for job type {job_type!r}: {existing.source} and {source}"
             )
-        if timeout is None:
-            timeout = getattr(handler, TIMEOUT_ATTRIBUTE, None)
-        if timeout is not None and timeout <= 0:
-            raise RegistryError(f"timeout for job type {job_type!r} must be positive")
+        if options is None:
+            options = getattr(handler, OPTIONS_ATTRIBUTE, None) or HandlerOptions()
+        if timeout is not None:
+            options = dataclasses.replace(options, timeout=timeout)
+        options = options.checked(job_type)
         self._handlers[job_type] = RegisteredHandler(
-            job_type, handler, timeout, source, is_async=_is_async_callable(handler)
+            job_type,
+            handler,
+            options.timeout,
+            source,
+            is_async=_is_async_callable(handler),
+            options=options,
         )
 
     def load_entry_points(self, found: Iterable[EntryPoint] | None = None) -> list[str]:
