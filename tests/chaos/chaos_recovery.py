@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaos_harness import QUEUE, Daemon, Fleet, connect, create_runs_table, wait_for
+from chaos_harness import FINISH_TIMEOUT, QUEUE, Daemon, Fleet, connect, create_runs_table
 
 from docko_worker import Config, load_config
 from tests.daemon_process import run_cli
+from tests.waiting import wait_until
 
 # The first completion written at or after a moment.
 FIRST_COMPLETION = """
@@ -49,7 +50,9 @@ async def start_listening(fleet: Fleet, env: Mapping[str, str], count: int = 2) 
     async def all_listening() -> bool:
         return all(d.event_count("listen_connected") >= 1 for d in daemons)
 
-    await wait_for(f"{count} daemons to LISTEN", all_listening, fleet=fleet)
+    await wait_until(
+        all_listening, FINISH_TIMEOUT, message=f"{count} daemons to LISTEN", watch=fleet
+    )
     return daemons
 
 
@@ -67,7 +70,7 @@ async def first_completion_since(conn: Any, since: float, fleet: Fleet, what: st
         value = await conn.fetchval(FIRST_COMPLETION, since)
         return None if value is None else float(value)
 
-    found: float = await wait_for(what, completed, fleet=fleet, within=90)
+    found: float = await wait_until(completed, 90, message=what, watch=fleet)
     return found
 
 

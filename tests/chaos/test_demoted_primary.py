@@ -23,13 +23,13 @@ import asyncpg
 import pytest
 from chaos_checker import ChaosReport, Faults
 from chaos_harness import (
+    FINISH_TIMEOUT,
     QUEUE,
     WORK,
     Fleet,
     connect,
     daemon_env,
     stop_and_check,
-    wait_for,
     wait_until_final,
 )
 from chaos_harness import workload as make_workload
@@ -37,6 +37,7 @@ from chaos_recovery import create_database, producer_config, start_listening
 from chaos_servers import OwnCluster
 
 from docko_worker import Queue
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -74,7 +75,7 @@ async def switch(conn: Any, statement: str, *, read_only: bool) -> None:
         await conn.fetchval("SELECT 1")  # its reply carries the changed setting
         return bool(conn.get_settings().default_transaction_read_only == wanted)
 
-    await wait_for(f"default_transaction_read_only = {wanted}", applied, within=30)
+    await wait_until(applied, 30, message=f"default_transaction_read_only = {wanted}")
 
 
 async def test_a_primary_demoted_in_place_is_left_and_found_again(
@@ -103,18 +104,18 @@ async def test_a_primary_demoted_in_place_is_left_and_found_again(
             async def producer_connection_closed() -> bool:
                 return await conn.fetchval(STILL_OPEN, [producer_pid]) == 0
 
-            await wait_for(
-                "the producer's connection to close", producer_connection_closed, within=30
+            await wait_until(
+                producer_connection_closed, 30, message="the producer's connection to close"
             )
 
             async def each_daemon_dropped_its_pool() -> bool:
                 return all(d.event_count("server_read_only_reconnecting") >= 1 for d in daemons)
 
-            await wait_for(
-                "each daemon to drop its pool's connections",
+            await wait_until(
                 each_daemon_dropped_its_pool,
-                fleet=fleet,
-                within=30,
+                30,
+                message="each daemon to drop its pool's connections",
+                watch=fleet,
             )
             in_use: list[Any] = []
 
@@ -122,24 +123,25 @@ async def test_a_primary_demoted_in_place_is_left_and_found_again(
                 in_use[:] = await conn.fetch(OLD_CONNECTIONS_IN_USE, demoted_at)
                 return not in_use
 
-            await wait_for(
-                "every connection from before the demotion that ran a statement since to close",
+            await wait_until(
                 old_connections_closed,
-                fleet=fleet,
-                within=30,
+                30,
+                message="every connection from before the demotion that ran a statement since"
+                " to close",
+                watch=fleet,
             )
 
             async def listeners_closed() -> bool:
                 return await conn.fetchval(STILL_OPEN, list(listeners)) == 0
 
-            await wait_for(
-                "the old LISTEN connections to close", listeners_closed, fleet=fleet, within=30
+            await wait_until(
+                listeners_closed, 30, message="the old LISTEN connections to close", watch=fleet
             )
             for daemon in daemons:
                 lost = [e for e in daemon.events() if e.get("event") == "listen_connection_lost"]
                 assert any("read-only" in str(e.get("error")) for e in lost), daemon.describe()
             dropped = sum(d.event_count("server_read_only_reconnecting") for d in daemons)
-            fleet.check_unexpected_exits()
+            fleet.check("the demoted primary")
 
             await switch(conn, RESTORE, read_only=False)
             again: list[Any] = []
@@ -153,14 +155,18 @@ async def test_a_primary_demoted_in_place_is_left_and_found_again(
                     return False
                 return True
 
-            await wait_for("the producer to enqueue again", accepted_again, fleet=fleet)
+            await wait_until(
+                accepted_again, FINISH_TIMEOUT, message="the producer to enqueue again", watch=fleet
+            )
             ids += again
             await wait_until_final(conn, fleet, len(ids))
 
         async def listening_again() -> bool:
             return all(d.event_count("listen_connected") >= 2 for d in daemons)
 
-        await wait_for("each daemon to LISTEN again", listening_again, fleet=fleet)
+        await wait_until(
+            listening_again, FINISH_TIMEOUT, message="each daemon to LISTEN again", watch=fleet
+        )
         result = await stop_and_check("primary demoted in place", dsn, fleet, ids, Faults())
         result.notes["pool connections dropped on a read-only error"] = str(dropped)
         result.notes["terminated by the test"] = "none (pg_terminate_backend not used)"

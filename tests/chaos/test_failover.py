@@ -33,6 +33,7 @@ from uuid import UUID
 import pytest
 from chaos_checker import RUNS_QUERY, ChaosReport, Faults
 from chaos_harness import (
+    FINISH_TIMEOUT,
     QUEUE,
     WORK,
     Fleet,
@@ -40,7 +41,6 @@ from chaos_harness import (
     daemon_env,
     free_port,
     stop_and_check,
-    wait_for,
     wait_until_final,
 )
 from chaos_harness import workload as make_workload
@@ -56,6 +56,7 @@ from chaos_servers import OwnCluster, owned_temp_dir
 from docko_worker import Queue
 from docko_worker.db import is_transient
 from docko_worker.errors import describe_error
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -113,7 +114,7 @@ async def _wait_for_sync_standby(primary: OwnCluster) -> None:
         async def streaming_synchronously() -> bool:
             return bool(await conn.fetchval(SYNC_STANDBYS))
 
-        await wait_for("the standby to stream synchronously", streaming_synchronously, within=60)
+        await wait_until(streaming_synchronously, 60, message="the standby to stream synchronously")
     finally:
         await conn.close()
 
@@ -161,7 +162,7 @@ async def running_at_failover(standby: OwnCluster) -> set[UUID]:
         async def replayed() -> bool:
             return bool(await conn.fetchval(REPLAY_CAUGHT_UP))
 
-        await wait_for("the standby to replay what it received", replayed, within=30)
+        await wait_until(replayed, 30, message="the standby to replay what it received")
         return {row["id"] for row in await conn.fetch(RUNNING_JOBS)}
     finally:
         await conn.close()
@@ -214,7 +215,12 @@ async def test_failover_to_a_synchronous_standby_mid_run(
                     )
                     return bool(done >= DONE_BEFORE)
 
-                await wait_for(f"{DONE_BEFORE} jobs to complete", enough_done, fleet=fleet)
+                await wait_until(
+                    enough_done,
+                    FINISH_TIMEOUT,
+                    message=f"{DONE_BEFORE} jobs to complete",
+                    watch=fleet,
+                )
             finally:
                 await conn.close()
 

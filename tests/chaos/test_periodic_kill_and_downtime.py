@@ -1,5 +1,6 @@
 """Fault: a periodic schedule in the fleet, its enqueuer killed, the whole fleet down and back.
 
+
 Three daemons run a schedule that fires every second. The daemon that enqueued the latest slot is
 SIGKILLed (the next slots must still come, from the others); then the fleet is stopped for ten
 seconds and one daemon starts again. ``check_slots`` counts the slots: none twice, none missing
@@ -14,7 +15,9 @@ from datetime import UTC, datetime
 
 import pytest
 from chaos_checker import ChaosReport, check_slots
-from chaos_harness import Daemon, Fleet, connect, daemon_env, wait_for
+from chaos_harness import FINISH_TIMEOUT, Daemon, Fleet, connect, daemon_env, stop_all
+
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -54,7 +57,9 @@ async def test_each_slot_once_through_a_kill_and_a_downtime(
         async def registered() -> datetime | None:
             return registered_at(daemon)
 
-        begun: datetime = await wait_for("periodic_registered", registered, fleet=fleet)
+        begun: datetime = await wait_until(
+            registered, FINISH_TIMEOUT, message="periodic_registered", watch=fleet
+        )
         return begun
 
     def ended(daemon: Daemon, since: datetime, at: datetime | None = None) -> None:
@@ -77,10 +82,15 @@ async def test_each_slot_once_through_a_kill_and_a_downtime(
         async def two_slots_after_the_kill() -> bool:
             return len([slot for slot in await slots() if slot > killed_after]) >= 2
 
-        await wait_for("two slots after the kill", two_slots_after_the_kill, fleet=fleet)
+        await wait_until(
+            two_slots_after_the_kill,
+            FINISH_TIMEOUT,
+            message="two slots after the kill",
+            watch=fleet,
+        )
 
         survivors = fleet.running
-        statuses = await fleet.stop_all()
+        statuses = await stop_all(fleet)
         assert set(statuses.values()) == {0}, fleet.describe()
         for daemon in survivors:
             ended(daemon, since[daemon.pid], datetime.now(UTC))
@@ -93,8 +103,13 @@ async def test_each_slot_once_through_a_kill_and_a_downtime(
         async def three_slots_after_the_downtime() -> bool:
             return len([slot for slot in await slots() if slot > down_after]) >= 3
 
-        await wait_for("slots after the downtime", three_slots_after_the_downtime, fleet=fleet)
-        assert set((await fleet.stop_all()).values()) == {0}, fleet.describe()
+        await wait_until(
+            three_slots_after_the_downtime,
+            FINISH_TIMEOUT,
+            message="slots after the downtime",
+            watch=fleet,
+        )
+        assert set((await stop_all(fleet)).values()) == {0}, fleet.describe()
         ended(back, since[back.pid], datetime.now(UTC))
         result = check_slots(await slots(), 1.0, running)
     finally:

@@ -21,9 +21,11 @@ from e2e_helpers import (
     daemon_env,
     describe_result,
     run_cli,
-    wait_until,
 )
 from test_startup import UNANSWERED_DSN, assert_usage_error
+
+from tests.daemon_process import KeepRunning
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -60,8 +62,11 @@ def test_a_daemon_enqueues_the_slots_and_the_cli_shows_them(
         )
         return rows if len(rows) >= 2 else None
 
-    rows = wait_until(
-        "two periodic jobs completed", two_periodic_jobs_done, timeout=JOB_TIMEOUT, daemons=[daemon]
+    rows = wait_until_blocking(
+        two_periodic_jobs_done,
+        JOB_TIMEOUT,
+        message="two periodic jobs completed",
+        watch=KeepRunning([daemon]),
     )
     # Each job is due at its slot: whole seconds, one second apart.
     first, second = rows[0]["run_at"], rows[1]["run_at"]
