@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -40,6 +41,14 @@ from .settle import settle
 from .store import JobStore
 
 log = structlog.get_logger("docko_worker.completer")
+
+
+def _job_id(job: Job) -> UUID:
+    return job.id
+
+
+def _first_id(item: tuple[Job, Any] | tuple[Job, Any, Any]) -> UUID:
+    return item[0].id
 
 
 @dataclass(slots=True)
@@ -83,6 +92,13 @@ class _Pending:
         del self.released[:size]
         del self.cancelled[:size]
         return batch
+
+    def sort_by_id(self) -> None:
+        self.completed.sort(key=_job_id)
+        self.retried.sort(key=_first_id)
+        self.failed.sort(key=_first_id)
+        self.released.sort(key=_job_id)
+        self.cancelled.sort(key=_job_id)
 
     def put_back(self, other: _Pending) -> None:
         """Return ``other``'s outcomes to the front of the line."""
@@ -277,7 +293,12 @@ class Completer:
 
     async def _write(self, batch: _Pending, result: FlushResult) -> None:
         """Write ``batch``, one statement per kind; each kind leaves the batch once written, so
-        after an error the batch holds only what is still to write."""
+        after an error the batch holds only what is still to write.
+
+        Each statement locks its rows in id order, as the heartbeat's does: two statements of one
+        daemon that lock the same rows in different orders deadlock (PostgreSQL then cancels one).
+        """
+        batch.sort_by_id()
         store = self._store
         if batch.completed:
             jobs = batch.completed

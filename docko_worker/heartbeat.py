@@ -20,6 +20,7 @@ import structlog
 from .config import Config
 from .errors import describe_error
 from .held import HeldJobs
+from .job import Job
 from .store import JobStore
 
 log = structlog.get_logger("docko_worker.heartbeat")
@@ -59,7 +60,8 @@ class Heartbeat:
     async def run_once(self) -> int:
         """Extend every held lease; returns how many were lost."""
         held = self._held
-        jobs = held.leased()
+        # In id order, as the completer's writes lock theirs: no deadlock between the two.
+        jobs = sorted(held.leased(), key=_job_id)
         if not jobs:
             return 0
         try:
@@ -91,3 +93,7 @@ class Heartbeat:
                 if cancel_requested:
                     self._on_cancel_requested(job_id)
         return len(lost)
+
+
+def _job_id(job: Job) -> UUID:
+    return job.id

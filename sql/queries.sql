@@ -457,6 +457,7 @@ SELECT pg_notify($2, jsonb_build_object('resume', $1::text)::text)
 -- once all its jobs have completed.
 INSERT INTO docko_queues (name)
 SELECT DISTINCT served.name FROM unnest($1::text[]) AS served(name)
+ORDER BY served.name  -- the same order in every daemon: racing inserts cannot deadlock
 ON CONFLICT (name) DO NOTHING
 
 -- name: ping
