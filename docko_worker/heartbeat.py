@@ -17,6 +17,7 @@ import structlog
 from .config import Config
 from .errors import describe_error
 from .held import HeldJobs
+from .metrics import LEASE_LOST, Metrics
 from .store import JobStore
 
 log = structlog.get_logger("docko_worker.heartbeat")
@@ -25,11 +26,20 @@ log = structlog.get_logger("docko_worker.heartbeat")
 class Heartbeat:
     """Keeps the leases of ``held`` jobs alive while this process holds them."""
 
-    def __init__(self, store: JobStore, config: Config, held: HeldJobs, worker_id: str) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        config: Config,
+        held: HeldJobs,
+        worker_id: str,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
         self._config = config
         self._held = held
         self._worker_id = worker_id
+        self._metrics = metrics
 
     async def run(self) -> None:
         interval = self._config.effective_heartbeat_interval
@@ -69,5 +79,7 @@ class Heartbeat:
             log.warning(
                 "lease_lost", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
             )
+            if self._metrics is not None:
+                self._metrics.count(job, LEASE_LOST)
         held.release(lost)
         return len(lost)

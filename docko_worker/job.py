@@ -17,14 +17,15 @@ import json
 import os
 import struct
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from .errors import describe_error
+from .headers import NO_HEADERS, decode_headers
 
 try:
     from asyncpg.pgproto.pgproto import UUID as _uuid_from_bytes
@@ -155,6 +156,8 @@ class Job:
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     finished_at: datetime | None = None
+    # String metadata given at enqueue (a trace context, a request id); empty when none.
+    headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
 
     @property
     def is_last_attempt(self) -> bool:
@@ -226,6 +229,7 @@ class Job:
                 row[13],
                 at[row[14]],
                 at[row[15]],
+                NO_HEADERS if row[16] is None else decode_headers(row[16]),
             )
             for row, payload in zip(records, payloads, strict=True)
         ]

@@ -9,6 +9,8 @@
 
 ``enqueue(..., conn=conn)`` runs on the caller's asyncpg connection, inside the caller's
 transaction: the job exists, and workers are woken, only if that transaction commits.
+``enqueue(..., headers={...})`` stores string metadata with the job (see ``headers.py``);
+``add_middleware`` wraps every handler call (see ``middleware.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -30,7 +32,9 @@ import structlog
 from .config import Config, load_config
 from .db import Pool, Runner
 from .errors import DockoError, PayloadError
+from .headers import encode_headers
 from .job import Job
+from .middleware import Middleware, check_middleware, load_middleware
 from .migrations import Migration, migrate
 from .pool import connect, create_pool, wait_for_pool
 from .recorder import Counters
@@ -128,6 +132,7 @@ class Queue:
         self._store = JobStore(pool)
         self._owns_pool = owns_pool
         self._supervisor: Supervisor | None = None
+        self._middleware: list[Middleware] = []
 
     @classmethod
     async def connect(
@@ -188,12 +193,15 @@ class Queue:
         priority: int = 0,
         max_attempts: int | None = None,
         dedupe_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Job:
         """Insert one job (lower ``priority`` runs first) and wake idle workers on commit.
 
         With ``dedupe_key``, an unfinished job holding that key is returned instead of a new one.
+        ``headers``: string metadata stored with the job, read back as ``job.headers``.
         """
         payload_json = encode_payload(payload)
+        headers_json = encode_headers(headers)
         attempts = self._max_attempts(max_attempts)
         if dedupe_key is not None:
             _check_text("dedupe_key", dedupe_key)
@@ -207,6 +215,7 @@ class Queue:
             run_at=_check_run_at(run_at),
             delay=_delay_seconds(delay),
             dedupe_key=dedupe_key,
+            headers_json=headers_json,
             conn=conn,
         )
         for _ in range(_DEDUPE_RETRIES):
@@ -230,12 +239,13 @@ class Queue:
         delay: float | timedelta | None = None,
         priority: int = 0,
         max_attempts: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> list[UUID]:
         """Insert one job per payload in one transaction; returns their ids in order.
 
         Jobs due now go in through one streamed binary COPY, on the queue's own pool or on
         ``conn`` (under a savepoint when ``conn`` is in a transaction); with ``run_at`` or
-        ``delay`` they go in through one multi-row INSERT.
+        ``delay`` they go in through one multi-row INSERT. Every job gets the same ``headers``.
         """
         items = list(payloads)
         if not items:
@@ -245,6 +255,7 @@ class Queue:
         start = _check_run_at(run_at)
         seconds = _delay_seconds(delay)
         attempts = self._max_attempts(max_attempts)
+        headers_json = encode_headers(headers)
         if start is None and seconds == 0:
             # Encoded while the COPY streams; a payload that cannot be encoded rolls the whole
             # call back.
@@ -255,6 +266,7 @@ class Queue:
                 count=len(items),
                 priority=int(priority),
                 max_attempts=attempts,
+                headers_json=headers_json,
                 conn=conn,
             )
         encoded = [encode_payload(payload) for payload in items]
@@ -267,6 +279,7 @@ class Queue:
             max_attempts=[attempts] * count,
             run_ats=[start] * count,
             delay=seconds,
+            headers_json=headers_json,
             conn=conn,
         )
 
@@ -293,6 +306,13 @@ class Queue:
             raise DockoError("register handlers before start()")
         self._registry.register(job_type, handler, timeout=timeout)
 
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Wrap every handler call in ``middleware``: ``async def mw(job, call_next)`` that
+        awaits ``call_next(job)``. The first added is the outermost (see ``middleware.py``)."""
+        if self._supervisor is not None:
+            raise DockoError("add middleware before start()")
+        self._middleware.append(check_middleware(middleware))
+
     def load_entry_points(self) -> list[str]:
         """Register the handlers of every installed ``docko_worker.handlers`` entry point."""
         return self._registry.load_entry_points()
@@ -304,15 +324,17 @@ class Queue:
         if not len(self._registry):
             raise DockoError("no handlers registered: nothing to run")
         queues = list(queue_names or self.config.queues)
+        middleware = [load_middleware(path) for path in self.config.middleware]
         supervisor = Supervisor(
             self._store,
             self._registry,
             self.config,
             queues,
             connect=lambda: connect(self.config),
+            middleware=[*middleware, *self._middleware],
         )
+        supervisor.start()  # ConfigError when the HTTP port cannot be had: nothing started
         self._supervisor = supervisor
-        supervisor.start()
 
     async def stop(self) -> list[Job]:
         """Graceful stop: see ``Supervisor.stop``. Safe to call when not started.

@@ -2,7 +2,8 @@
 
 It settles the job in ``HeldJobs`` (its worker slot is free again), counts the outcome, logs it with
 the job's id, type and attempt, and hands it to the completer to write. ``Counters`` are the
-process's public tally, read by ``Queue.counters`` and the demo.
+process's public tally, read by ``Queue.counters`` and the demo; with ``metrics`` (the HTTP
+endpoint is on) each claim and outcome is also counted by queue and job type.
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ import structlog
 from .completer import Completer
 from .held import HeldJobs
 from .job import Job
+from .metrics import CANCELLED, COMPLETED, FAILED, RELEASED, RETRIED, Metrics
 from .outcome import Outcome, OutcomeKind
 
 log = structlog.get_logger("docko_worker.worker")
+
+# The ``docko_jobs_total`` outcome of each kind of ``Outcome``.
+_METRIC_OUTCOME = {
+    OutcomeKind.COMPLETED: COMPLETED,
+    OutcomeKind.RETRY: RETRIED,
+    OutcomeKind.FAILED: FAILED,
+    OutcomeKind.CANCELLED: CANCELLED,
+    OutcomeKind.HANDED_BACK: RELEASED,
+}
 
 
 @dataclass(slots=True)
@@ -42,9 +53,11 @@ class Recorder:
         *,
         debug: bool = False,
         log_completed: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self._held = held
         self._completer = completer
+        self._metrics = metrics
         # A line per completed job costs even when filtered out: only when asked for.
         self._log_completed = log_completed or debug
         self._completed_level = logging.INFO if log_completed else logging.DEBUG
@@ -53,6 +66,8 @@ class Recorder:
     def claimed(self, jobs: list[Job]) -> None:
         self.counters.claimed += len(jobs)
         self._held.add(jobs)
+        if self._metrics is not None:
+            self._metrics.claimed(jobs)
 
     def record(
         self,
@@ -65,6 +80,8 @@ class Recorder:
         ``started``: when its handler started (``time.monotonic()``), for the duration."""
         self._held.settle(job)
         kind = outcome.kind
+        if self._metrics is not None:
+            self._metrics.finished(job, _METRIC_OUTCOME[kind], started)
         if kind is OutcomeKind.COMPLETED:
             self.counters.completed += 1
             self._completer.complete(job)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -23,6 +23,16 @@ from .statements import SQL
 NOTIFY_CHANNEL = "docko_jobs"
 
 JOBS_TABLE = "docko_jobs"
+
+
+class QueueSample(NamedTuple):
+    """One queue as ``sample_queues`` saw it."""
+
+    queue_name: str
+    available: int
+    running: int
+    oldest_due_age: float | None
+    schema_version: int | None
 
 
 class JobStore:
@@ -45,6 +55,7 @@ class JobStore:
         run_at: datetime | None,
         delay: float,
         dedupe_key: str | None,
+        headers_json: str | None = None,
         conn: Runner | None = None,
     ) -> Job | None:
         row = await self._on(conn).fetchrow(
@@ -58,6 +69,7 @@ class JobStore:
             delay,
             dedupe_key,
             NOTIFY_CHANNEL,
+            headers_json,
         )
         return None if row is None else Job.from_record(row)
 
@@ -71,6 +83,7 @@ class JobStore:
         max_attempts: Sequence[int],
         run_ats: Sequence[datetime | None],
         delay: float,
+        headers_json: str | None = None,
         conn: Runner | None = None,
     ) -> list[UUID]:
         rows = await self._on(conn).fetch(
@@ -83,6 +96,7 @@ class JobStore:
             run_ats,
             NOTIFY_CHANNEL,
             delay,
+            headers_json,
         )
         return [row[0] for row in rows]
 
@@ -95,6 +109,7 @@ class JobStore:
         count: int,
         priority: int,
         max_attempts: int,
+        headers_json: str | None = None,
         conn: Runner | None = None,
     ) -> list[UUID]:
         """Bulk insert ``count`` jobs, due now, through one binary COPY and one NOTIFY.
@@ -115,6 +130,7 @@ class JobStore:
             job_type=job_type,
             priority=priority,
             max_attempts=max_attempts,
+            headers_json=headers_json,
         )
         if conn is None or isinstance(conn, asyncpg.Pool):
             pool: Any = conn or self.runner
@@ -202,6 +218,14 @@ class JobStore:
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
         rows = await self.runner.fetch(SQL.job_counts)
         return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def sample_queues(
+        self, queues: Sequence[str], count_cap: int, priorities_cap: int
+    ) -> list[QueueSample]:
+        """Per queue: available and running jobs (each counted up to ``count_cap``), the age in
+        seconds of the oldest due job (None: nothing due), and the schema's version."""
+        rows = await self.runner.fetch(SQL.sample_queues, queues, count_cap, priorities_cap)
+        return [QueueSample(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
     async def _ids(self, statement: str, *args: Any) -> set[UUID]:
         rows = await self.runner.fetch(statement, *args)

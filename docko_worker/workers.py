@@ -14,6 +14,7 @@ spending the attempt.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from uuid import UUID
 
 import structlog
@@ -23,6 +24,7 @@ from .executor import CANCEL_GRACE, Execution, Executor
 from .handoff import Handoff
 from .held import HeldJobs
 from .job import Job
+from .middleware import Middleware
 from .outcome import HANDED_BACK, Interruption, Outcome, RetryPolicy
 from .recorder import Recorder
 from .registry import HandlerRegistry
@@ -45,6 +47,7 @@ class Workers:
         policy: RetryPolicy,
         default_timeout: float | None,
         cancel_grace: float = CANCEL_GRACE,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self._count = count
         self._handoff = handoff
@@ -58,6 +61,7 @@ class Workers:
             default_timeout=default_timeout,
             on_abandoned=self._abandoned,
             cancel_grace=cancel_grace,
+            middleware=middleware,
         )
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._next_index = 0

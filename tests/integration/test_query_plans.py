@@ -47,6 +47,7 @@ HOT_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
 # Statements that read without locking: checked on a million rows only.
 READ_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
     "waiting_unknown_types": ((["default"], ["pdf"], 60.0, 1000), "docko_jobs_claim_idx"),
+    "sample_queues": ((["default", "other"], 10_000, 1_000), "docko_jobs_claim_idx"),
 }
 
 
@@ -192,3 +193,30 @@ async def test_hot_statements_find_locked_rows_again_without_scanning_a_small_ta
         if node.get("Relation Name") and "Scan" in node["Node Type"]
     ]
     assert sorted(scans) == [("Index Scan", index), ("Tid Scan", None)], f"{name}: {scans}"
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_queue_sample_reads_a_bounded_number_of_rows_on_a_million(
+    million_jobs: asyncpg.Connection, plan_cache_mode: str
+) -> None:
+    """The metrics sampler counts up to its cap through the partial indexes, and finds the
+    oldest due job with one probe per priority: never a walk of the whole backlog."""
+    cap = 10_000
+    await million_jobs.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+    raw = await million_jobs.fetchval(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()["sample_queues"],
+        ["default"],
+        cap,
+        1_000,
+    )
+    nodes = _nodes(json.loads(raw)[0]["Plan"])
+    scans = [node for node in nodes if node.get("Relation Name") == "docko_jobs"]
+    assert {node["Index Name"] for node in scans} == {
+        "docko_jobs_claim_idx",
+        "docko_jobs_lease_idx",
+    }, [(node["Node Type"], node.get("Index Name")) for node in scans]
+    for node in scans:
+        assert node["Actual Rows"] * node["Actual Loops"] <= cap, node
+    rows = await million_jobs.fetch(load_statements()["sample_queues"], ["default"], cap, 1_000)
+    assert [(row["available"], row["running"]) for row in rows] == [(cap, cap)]
+    assert rows[0]["oldest_due_age"] >= 0

@@ -35,6 +35,7 @@ def values(**overrides: Any) -> dict[str, Any]:
         "worker_id": "host:1:abcd",
         "lease_expires_at": NOW + timedelta(minutes=5),
         "finished_at": None,
+        "headers": None,
     }
     row.update(overrides)
     return row
@@ -71,6 +72,18 @@ def test_from_record_maps_every_column() -> None:
     assert job.worker_id == "host:1:abcd"
     assert job.lease_expires_at == row["lease_expires_at"]
     assert job.finished_at is None
+    assert job.headers == {}
+
+
+def test_headers_read_back_as_a_mapping_of_strings() -> None:
+    text = '{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
+    job = Job.from_record(record(headers=text))
+    assert job.headers == json.loads(text)
+
+
+@pytest.mark.parametrize("stored", ["[]", '"text"', "not json"])
+def test_headers_that_are_not_an_object_read_as_none(stored: str) -> None:
+    assert Job.from_record(record(headers=stored)).headers == {}
 
 
 @pytest.mark.parametrize("payload_text", ["null", "[]", '"text"', "3.5"])
