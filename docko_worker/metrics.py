@@ -103,6 +103,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self.series: dict[tuple[str, str], Series] = {}
+        # The (queue, job type) of the last finished job and its series: jobs come in runs of
+        # one type, and a string comparison costs less than building and hashing a key.
+        self._last_queue = ""
+        self._last_type = ""
+        self._last_series: Series | None = None
         self.claims = Histogram(BATCH_BUCKETS)
         self.claim_failures = 0
         self.writes = Histogram(BATCH_BUCKETS)
@@ -124,18 +129,49 @@ class Metrics:
         return series
 
     def claimed(self, jobs: Iterable[Job]) -> None:
-        """Jobs just claimed: how long each waited after it fell due (its ``run_at``)."""
+        """Jobs just claimed: how long each waited after it fell due (its ``run_at``).
+
+        Consecutive jobs of one queue and type sharing one ``run_at`` object (a claim's rows
+        share the datetime of equal timestamps, as a bulk enqueue's jobs have) are counted
+        together, their wait computed once."""
         now = time.time()
+        first: Job | None = None
+        count = 0
         for job in jobs:
-            wait = now - job.run_at.timestamp()
-            self._series(job).wait.observe(wait if wait > 0 else 0.0)
+            if (
+                first is not None
+                and job.run_at is first.run_at
+                and job.job_type == first.job_type
+                and job.queue_name == first.queue_name
+            ):
+                count += 1
+                continue
+            if first is not None:
+                self._waited(first, now, count)
+            first, count = job, 1
+        if first is not None:
+            self._waited(first, now, count)
+
+    def _waited(self, job: Job, now: float, count: int) -> None:
+        wait = now - job.run_at.timestamp()
+        wait = wait if wait > 0 else 0.0
+        histogram = self._series(job).wait
+        histogram.counts[bisect_left(histogram.bounds, wait)] += count
+        histogram.total += wait * count
 
     def finished(self, job: Job, outcome: int, started: float | None) -> None:
         """A job's run ended with ``outcome``; its handler started at ``started`` (monotonic)."""
-        series = self._series(job)
+        series = self._last_series
+        if series is None or job.job_type != self._last_type or job.queue_name != self._last_queue:
+            series = self._last_series = self._series(job)
+            self._last_queue, self._last_type = job.queue_name, job.job_type
         series.outcomes[outcome] += 1
         if started is not None:
-            series.duration.observe(time.monotonic() - started)
+            # Histogram.observe, inlined: this runs for every job.
+            duration = time.monotonic() - started
+            histogram = series.duration
+            histogram.counts[bisect_left(histogram.bounds, duration)] += 1
+            histogram.total += duration
 
     def count(self, job: Job, outcome: int) -> None:
         """An outcome that is not the end of a run (``LEASE_LOST``, ``WRITE_REJECTED``)."""

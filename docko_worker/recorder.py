@@ -22,15 +22,6 @@ from .outcome import Outcome, OutcomeKind
 
 log = structlog.get_logger("docko_worker.worker")
 
-# The ``docko_jobs_total`` outcome of each kind of ``Outcome``.
-_METRIC_OUTCOME = {
-    OutcomeKind.COMPLETED: COMPLETED,
-    OutcomeKind.RETRY: RETRIED,
-    OutcomeKind.FAILED: FAILED,
-    OutcomeKind.CANCELLED: CANCELLED,
-    OutcomeKind.HANDED_BACK: RELEASED,
-}
-
 
 @dataclass(slots=True)
 class Counters:
@@ -80,9 +71,10 @@ class Recorder:
         ``started``: when its handler started (``time.monotonic()``), for the duration."""
         self._held.settle(job)
         kind = outcome.kind
-        if self._metrics is not None:
-            self._metrics.finished(job, _METRIC_OUTCOME[kind], started)
+        # The docko_jobs_total outcome (a constant of metrics.py), set by each branch.
+        counted: int
         if kind is OutcomeKind.COMPLETED:
+            counted = COMPLETED
             self.counters.completed += 1
             self._completer.complete(job)
             if self._log_completed:
@@ -95,6 +87,7 @@ class Recorder:
                     duration=None if started is None else round(time.monotonic() - started, 6),
                 )
         elif kind is OutcomeKind.RETRY:
+            counted = RETRIED
             self.counters.retried += 1
             error_text = outcome.error or ""
             self._completer.retry(job, outcome.retry_in, error_text)
@@ -110,6 +103,7 @@ class Recorder:
             )
         elif kind is OutcomeKind.FAILED or kind is OutcomeKind.CANCELLED:
             # Until the database knows cancellation, a cancelled job is failed for good.
+            counted = CANCELLED if kind is OutcomeKind.CANCELLED else FAILED
             self.counters.failed += 1
             error_text = outcome.error or ""
             self._completer.fail(job, error_text)
@@ -124,6 +118,9 @@ class Recorder:
                 exc_info=error,
             )
         else:
+            counted = RELEASED
             self.counters.released += 1
             self._completer.release(job)
             log.info("job_released", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt)
+        if self._metrics is not None:
+            self._metrics.finished(job, counted, started)
