@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -61,3 +62,10 @@ async def e2e_fail(job: Job) -> None:
     """Always raises."""
     await _started(job)
     raise RuntimeError(f"e2e_fail failed on attempt {job.attempt}")
+
+
+async def e2e_block(job: Job) -> None:
+    """Blocks the daemon's event loop for ``payload["seconds"]`` (a blocking call in a handler)."""
+    run_id = await _started(job)
+    time.sleep(float(job.payload["seconds"]))  # noqa: ASYNC251 - blocking on purpose
+    await _finished(run_id)
