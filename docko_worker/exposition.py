@@ -124,16 +124,22 @@ class DaemonCollector(Collector):
             "Seconds from a job's due time (run_at) to its claim by a free worker of this daemon.",
             labels=labels,
         )
+        # Every (queue, job type) the daemon serves has its counters from the start (at zero,
+        # so that rate() sees the first increase); its histograms appear with its first job.
+        active: list[tuple[str, str]] = []
         for (queue, job_type), series in sorted(self._metrics.series.items()):
             for outcome, count in zip(OUTCOMES, series.outcomes, strict=True):
                 outcomes.add_metric([queue, job_type, outcome], count)
+            if not (series.duration.counts_any() or series.wait.counts_any()):
+                continue
+            active.append((queue, job_type))
             duration.add_metric([queue, job_type], _buckets(series.duration), series.duration.total)
             wait.add_metric([queue, job_type], _buckets(series.wait), series.wait.total)
         running = GaugeMetricFamily(
             "docko_jobs_running", "Jobs whose handler runs now in this daemon.", labels=labels
         )
         counts = self._state.running_by_type()
-        for key in sorted(set(self._metrics.series) | set(counts)):
+        for key in sorted(set(active) | set(counts)):
             running.add_metric(list(key), counts.get(key, 0))
         yield from (outcomes, duration, wait, running)
 

@@ -77,6 +77,10 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
+    def counts_any(self) -> bool:
+        """Whether anything was observed."""
+        return any(self.counts)
+
     def cumulative(self) -> list[tuple[float, int]]:
         """``(upper bound, observations at or below it)`` per bucket, ``inf`` last."""
         running = 0

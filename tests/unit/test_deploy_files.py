@@ -84,6 +84,9 @@ def exported_names() -> set[str]:
     """Every sample name a daemon's /metrics carries (with _total, _bucket, _sum, _count)."""
     metrics = Metrics()
     metrics.prime(["documents"], ["ocr"])
+    series = metrics.series[("documents", "ocr")]
+    series.duration.observe(0.2)  # histograms appear with their first job
+    series.wait.observe(0.01)
     sampler = QueueSampler(store=None, queues=["documents"], interval=5)  # type: ignore[arg-type]
     sampler.samples = [QueueSample("documents", 3, 1, 12.5, 4)]
     sampler.sampled_at = 0.0
