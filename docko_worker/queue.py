@@ -318,7 +318,12 @@ class Queue:
         return self._registry.load_entry_points()
 
     async def start(self, queue_names: Sequence[str] | None = None) -> None:
-        """Start workers for ``queue_names`` (default: ``config.queues``); returns at once."""
+        """Start workers for ``queue_names`` (default: ``config.queues``); returns at once.
+
+        Handlers run through ``DOCKO_MIDDLEWARE`` and then ``add_middleware``'s middleware
+        (``RegistryError`` if one does not import). With ``DOCKO_HTTP_PORT`` the HTTP endpoint
+        starts too (``ConfigError`` if its port cannot be had: nothing is started then).
+        """
         if self._supervisor is not None:
             raise DockoError("this queue has already been started")
         if not len(self._registry):

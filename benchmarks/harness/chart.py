@@ -18,6 +18,7 @@ THOUSANDS = FuncFormatter(lambda value, _: f"{value:,.0f}")
 COLORS = {
     "docko": "#1f5fa8",
     "docko-retain": "#6fa3dc",
+    "docko-metrics": "#3c7fc4",
     "pgqueuer-balanced": "#d9822b",
     "pgqueuer-volatile": "#f2b880",
     "procrastinate": "#5b9b4b",

@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--systems",
         default=",".join(SYSTEM_KEYS),
-        help="comma-separated: docko (both docko rows), docko-retain, pgqueuer (both "
-        "durabilities), pgqueuer-balanced, pgqueuer-volatile, procrastinate (default: all)",
+        help="comma-separated: docko (both docko rows), docko-retain, docko-metrics (the HTTP "
+        "endpoint on), pgqueuer (both durabilities), pgqueuer-balanced, pgqueuer-volatile, "
+        "procrastinate (default: all)",
     )
     parser.add_argument(
         "--skip-million", action="store_true", help="skip docko's million-row scenarios"

@@ -9,7 +9,14 @@ from .procrastinate import Procrastinate
 
 __all__ = ["SYSTEM_KEYS", "System", "make_systems"]
 
-SYSTEM_KEYS = ("docko", "docko-retain", "pgqueuer-balanced", "pgqueuer-volatile", "procrastinate")
+SYSTEM_KEYS = (
+    "docko",
+    "docko-retain",
+    "docko-metrics",
+    "pgqueuer-balanced",
+    "pgqueuer-volatile",
+    "procrastinate",
+)
 
 
 def make_systems(keys: list[str], *, procrastinate_concurrency: int) -> list[System]:
@@ -27,6 +34,7 @@ def make_systems(keys: list[str], *, procrastinate_concurrency: int) -> list[Sys
     factories = {
         "docko": lambda: Docko(retention=0),
         "docko-retain": lambda: Docko(retention=86_400),
+        "docko-metrics": lambda: Docko(retention=0, metrics=True),
         "pgqueuer-balanced": lambda: PgQueuer(durability="balanced"),
         "pgqueuer-volatile": lambda: PgQueuer(durability="volatile"),
         "procrastinate": lambda: Procrastinate(concurrency=procrastinate_concurrency),
