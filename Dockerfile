@@ -37,6 +37,10 @@
 # /tmp, so a read-only root filesystem needs a tmpfs on /tmp. Kubernetes: use it as an exec
 # liveness probe (`docko-worker healthcheck`).
 #
+# METRICS AND PROBES. The image serves GET /metrics (Prometheus), /healthz and /readyz on port 9808
+# of every interface (DOCKO_HTTP_PORT, DOCKO_HTTP_HOST; unset DOCKO_HTTP_PORT to turn it off).
+# Kubernetes: livenessProbe httpGet /healthz, readinessProbe httpGet /readyz (see the README).
+#
 # SHUTDOWN. SIGTERM lets running jobs finish for DOCKO_SHUTDOWN_TIMEOUT seconds (default 30), then
 # hands them back to the queue; give the container a longer grace period than that (docker stop -t,
 # compose stop_grace_period, Kubernetes terminationGracePeriodSeconds). Run with --init (compose:
@@ -98,7 +102,9 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    DOCKO_HEALTH_FILE=/tmp/docko-worker.health
+    DOCKO_HEALTH_FILE=/tmp/docko-worker.health \
+    DOCKO_HTTP_PORT=9808 \
+    DOCKO_HTTP_HOST=0.0.0.0
 
 LABEL org.opencontainers.image.title="docko-worker" \
       org.opencontainers.image.description="PostgreSQL-backed job queue and asyncio worker daemon" \
@@ -107,6 +113,7 @@ LABEL org.opencontainers.image.title="docko-worker" \
 WORKDIR /home/docko
 USER ${DOCKO_UID}:${DOCKO_GID}
 
+EXPOSE 9808
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 \
     CMD ["docko-worker", "healthcheck"]

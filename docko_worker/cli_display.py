@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -130,7 +130,10 @@ def job_details(job: Job, now: datetime, width: int) -> str:
 def to_json(value: Any) -> Any:
     """``value`` as JSON-ready data: dataclasses by field, times ISO 8601, ids and states text."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # Internal marks (repr=False) are not part of what a job is.
+        return {
+            f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr
+        }
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):
@@ -139,7 +142,7 @@ def to_json(value: Any) -> Any:
         return value.value
     if isinstance(value, list | tuple):
         return [to_json(item) for item in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {key: to_json(item) for key, item in value.items()}
     return value
 

@@ -36,6 +36,7 @@ from .db import is_transient
 from .errors import describe_error
 from .held import HeldJobs
 from .job import Job
+from .metrics import LEASE_LOST, WRITE_REJECTED, Metrics
 from .retry import reconnect_delay
 from .settle import settle
 from .store import JobStore
@@ -141,6 +142,7 @@ class Completer:
         delete_completed: bool,
         jobs_due: Alarm | None = None,
         max_pending_batches: int = 8,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._held = held
@@ -149,6 +151,7 @@ class Completer:
         self._delete_completed = delete_completed
         self._jobs_due = jobs_due
         self._max_pending = batch_size * max_pending_batches
+        self._metrics = metrics
         self._pending = _Pending()
         # Taken for writing and not yet written (or put back).
         self._in_flight = _Pending()
@@ -241,6 +244,8 @@ class Completer:
                     await self._write_one_by_one(batch, exc, result)
                 else:
                     failures += 1
+                    if self._metrics is not None:
+                        self._metrics.write_failures += 1
                     self._pending.put_back(batch)
                     self._in_flight = _Pending()
                     delay = reconnect_delay(failures, 0.1, 10.0)
@@ -281,6 +286,8 @@ class Completer:
                     return
                 job = single.jobs()[0]
                 result.rejected += 1
+                if self._metrics is not None:
+                    self._metrics.count(job, WRITE_REJECTED)
                 self._held.release([job])
                 log.error(
                     "outcome_write_rejected",
@@ -368,6 +375,9 @@ class Completer:
         """Run one lease-guarded write; account for and release its jobs."""
         done = await write
         result.written += len(done)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.write(len(jobs))
         if len(done) != len(jobs):
             for job in jobs:
                 if job.id in done:
@@ -376,6 +386,8 @@ class Completer:
                     result.completed_in_transaction += 1
                 else:
                     result.refused += 1
+                    if metrics is not None:
+                        metrics.count(job, LEASE_LOST)
                     log.warning(
                         "outcome_refused_lease_lost",
                         job_id=str(job.id),

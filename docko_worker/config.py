@@ -186,6 +186,34 @@ class Config(BaseSettings):
         le=1024,
         description="Threads that run plain-def (sync) handlers: at most this many at once.",
     )
+    http_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the daemon's HTTP endpoint (GET /metrics, /healthz, /readyz); "
+        "0: a free port chosen by the system, logged as http_listening.",
+        json_schema_extra=field_extra(default_text="none (no endpoint)"),
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the HTTP endpoint listens on (0.0.0.0: every IPv4 interface, "
+        "as in the container image; :: every interface).",
+    )
+    metrics_sample_interval: float = _seconds(
+        5.0,
+        "Seconds between the HTTP endpoint's samples of the jobs table (queue depth and lag, "
+        "one statement each time).",
+        high=HOUR,
+        low=0.1,
+        low_included=True,
+    )
+    middleware: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated handler middleware, each module:attribute, outermost first "
+        "(e.g. docko_worker.tracing:middleware); they wrap those added with add_middleware.",
+        json_schema_extra=field_extra(default_text="none"),
+    )
 
     _duplicate_queues: list[str] = PrivateAttr(default_factory=list)
 
@@ -194,7 +222,7 @@ class Config(BaseSettings):
     def _valid_dsn(cls, value: str | None) -> str | None:
         return None if value is None else check_dsn(value.strip())
 
-    @field_validator("queues", mode="before")
+    @field_validator("queues", "middleware", mode="before")
     @classmethod
     def _split_queues(cls, value: object) -> object:
         if isinstance(value, str):
@@ -206,6 +234,15 @@ class Config(BaseSettings):
     def _queues_not_empty(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("must name at least one queue")
+        return value
+
+    @field_validator("middleware")
+    @classmethod
+    def _middleware_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            module, _, attribute = path.partition(":")
+            if not module or not attribute:
+                raise ValueError(f"{path!r} is not module:attribute")
         return value
 
     @field_validator("log_level", "log_format", mode="before")

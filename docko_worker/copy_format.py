@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 
-COPY_COLUMNS = ("id", "queue_name", "job_type", "payload", "priority", "max_attempts")
+COPY_COLUMNS = ("id", "queue_name", "job_type", "payload", "priority", "max_attempts", "headers")
 
 # Signature, flags (no OIDs), header extension length: PostgreSQL's "COPY ... (FORMAT binary)".
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -23,6 +23,8 @@ ROWS_PER_MESSAGE = 256
 
 _UUID_SIZE = 16
 _LENGTH = struct.Struct(">i")
+# A NULL field: length -1, no data.
+_NULL = _LENGTH.pack(-1)
 
 
 def _field(data: bytes) -> bytes:
@@ -37,21 +39,23 @@ def encode_copy_stream(
     job_type: str,
     priority: int,
     max_attempts: int,
+    headers_json: str | None = None,
     rows_per_message: int = ROWS_PER_MESSAGE,
 ) -> Iterator[bytes]:
     """Yield the COPY stream in messages of ``rows_per_message`` rows.
 
     ``id_bytes`` holds each job's 16-byte UUID back to back, one per payload, in order. Payloads
     are consumed lazily, so an error raised while producing one surfaces mid-stream, before the
-    rest are encoded.
+    rest are encoded. Every row carries ``headers_json`` (NULL when None).
     """
     if len(id_bytes) % _UUID_SIZE:
         raise ValueError("id_bytes must hold whole 16-byte UUIDs")
     # Every row shares all but its id and payload: the field count, the id's length, the queue
-    # and type, the priority and the attempt limit.
+    # and type, the priority, the attempt limit and the headers.
     row_start = struct.pack(">hi", len(COPY_COLUMNS), _UUID_SIZE)
     after_id = _field(queue_name.encode()) + _field(job_type.encode())
     row_end = _field(struct.pack(">i", priority)) + _field(struct.pack(">i", max_attempts))
+    row_end += _NULL if headers_json is None else _field(headers_json.encode())
     pack_length = _LENGTH.pack
     message = bytearray(COPY_HEADER)
     in_message = 0

@@ -1,4 +1,5 @@
-"""One run of one job: the handler under its timeout and interruptions, and the ``Outcome``.
+"""One run of one job: the handler under its timeout, middleware and interruptions, and the
+``Outcome``.
 
 What happens when a handler raises is decided here and in ``outcome.py`` (the rules), nowhere
 else. The executor catches every way a handler can end, ``BaseException``s included, so a worker
@@ -11,8 +12,11 @@ recorded then (a failed attempt after a timeout, ``cancelled`` after a cancel re
 slot goes to a new worker, and its coroutine runs on detached (Python cannot stop it), its result
 ignored.
 
+The handler is called through the middleware added with ``queue.add_middleware`` (see
+``middleware.py``), composed once per handler; the innermost ``call_next`` is ``_handler_call``,
+the one place that says how a handler itself is run.
 A plain-``def`` handler runs the same way, in a thread of ``HandlerThreads``: only its invocation
-differs (``_call``). Cancelled, its run ends at once and its thread is abandoned (see
+differs (``_handler_call``). Cancelled, its run ends at once and its thread is abandoned (see
 ``threads.py``), so it is never abandoned by the watchdog.
 """
 
@@ -21,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
+from .middleware import CallNext, Middleware, wrap
 from .outcome import (
     COMPLETED,
     Interruption,
@@ -89,6 +94,7 @@ class Executor:
         threads: HandlerThreads,
         cancel_grace: float = CANCEL_GRACE,
         rng: random.Random | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self._policy = policy
         self._threads = threads
@@ -96,23 +102,27 @@ class Executor:
         self._on_abandoned = on_abandoned
         self._cancel_grace = cancel_grace
         self._rng = rng
+        self._middleware = tuple(middleware)
+        # Per job type: the registered handler and its call wrapped in the middleware.
+        self._calls: dict[str, tuple[RegisteredHandler, CallNext]] = {}
 
     async def run(self, execution: Execution, registered: RegisteredHandler) -> Outcome | None:
         """Run the handler; the outcome, or None when the run was abandoned (already recorded)."""
         job = execution.job
         execution.options = registered.options
         timeout = registered.timeout or self._default_timeout
+        call = self._call(registered)
         timer: asyncio.Timeout | None = None
         outcome: Outcome
         try:
             if timeout is None:
-                await self._call(registered, job)
+                await call(job)
             else:
                 execution.watchdog = asyncio.get_running_loop().call_later(
                     timeout + self._cancel_grace, self._abandon_timed_out, execution, timeout
                 )
                 async with asyncio.timeout(timeout) as timer:
-                    await self._call(registered, job)
+                    await call(job)
             outcome = COMPLETED
         except BaseException as exc:  # every way a handler ends is an outcome
             if timer is not None and timer.expired() and execution.interruption is None:
@@ -126,11 +136,25 @@ class Executor:
             self._end(execution)
         return None if execution.abandoned else outcome
 
-    def _call(self, registered: RegisteredHandler, job: Job) -> Awaitable[None]:
-        """The handler's run: its coroutine, or a plain def's run in a thread."""
+    def _call(self, registered: RegisteredHandler) -> CallNext:
+        """The handler's call wrapped in the middleware, composed on its first job."""
+        entry = self._calls.get(registered.job_type)
+        if entry is None or entry[0] is not registered:
+            entry = (registered, wrap(self._middleware, self._handler_call(registered)))
+            self._calls[registered.job_type] = entry
+        return entry[1]
+
+    def _handler_call(self, registered: RegisteredHandler) -> CallNext:
+        """How the handler itself is run, the innermost ``call_next`` of the middleware: its
+        coroutine, or a plain def's run in a thread."""
         if registered.is_async:
-            return cast("Awaitable[None]", registered.handler(job))
-        return self._threads.run(registered.handler, job)
+            return cast("CallNext", registered.handler)
+        threads, handler = self._threads, registered.handler
+
+        def in_a_thread(job: Job) -> Awaitable[None]:
+            return threads.run(handler, job)
+
+        return in_a_thread
 
     def _outcome_of_error(
         self, execution: Execution, error: BaseException, timeout: float | None

@@ -31,6 +31,7 @@ from .errors import describe_error
 from .handoff import Handoff
 from .held import HeldJobs
 from .job import Job
+from .metrics import Metrics
 from .outcome import Outcome, OutcomeKind
 from .recorder import Recorder
 from .retry import backoff_ceiling
@@ -58,6 +59,7 @@ class Fetcher:
         recorder: Recorder,
         jobs_due: Alarm,
         on_recovered: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._config = config
@@ -68,6 +70,7 @@ class Fetcher:
         self._handoff = handoff
         self._recorder = recorder
         self._on_recovered = on_recovered
+        self._metrics = metrics
         self._wake = asyncio.Event()
         # Rings (through ``wake``) when a retry this process wrote falls due.
         self._jobs_due = jobs_due
@@ -127,6 +130,8 @@ class Fetcher:
                 )
             except Exception as exc:
                 failures += 1
+                if self._metrics is not None:
+                    self._metrics.claim_failures += 1
                 delay = backoff_ceiling(failures, 0.05, config.poll_interval)
                 log.warning("claim_failed", error=describe_error(exc), retry_in=round(delay, 3))
                 await self._sleep_until_woken(delay)
@@ -135,6 +140,8 @@ class Fetcher:
                 failures = 0
                 if self._on_recovered is not None:
                     self._on_recovered()
+            if self._metrics is not None:
+                self._metrics.claim(len(jobs) + len(undecodable))
             if jobs:
                 self.accept(jobs)
             if undecodable:

@@ -21,6 +21,7 @@ from .config import Config
 from .errors import describe_error
 from .held import HeldJobs
 from .job import Job
+from .metrics import LEASE_LOST, Metrics
 from .store import JobStore
 
 log = structlog.get_logger("docko_worker.heartbeat")
@@ -37,12 +38,14 @@ class Heartbeat:
         worker_id: str,
         *,
         on_cancel_requested: Callable[[UUID], object] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._config = config
         self._held = held
         self._worker_id = worker_id
         self._on_cancel_requested = on_cancel_requested
+        self._metrics = metrics
 
     async def run(self) -> None:
         interval = self._config.effective_heartbeat_interval
@@ -86,6 +89,8 @@ class Heartbeat:
             log.warning(
                 "lease_lost", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt
             )
+            if self._metrics is not None:
+                self._metrics.count(job, LEASE_LOST)
         held.release(lost)
         if self._on_cancel_requested is not None:
             # The fallback for a control notification missed (LISTEN down, or poll-only mode).

@@ -22,7 +22,7 @@ import json
 import os
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,6 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from .errors import describe_error
+from .headers import NO_HEADERS, decode_headers
 
 try:
     from asyncpg.pgproto.pgproto import UUID as _uuid_from_bytes
@@ -187,6 +188,8 @@ class Job:
     # be refused (that transaction committed) and says nothing; if it lands, the handler's
     # transaction rolled back and the handler returned normally.
     completed_in_transaction: bool = field(default=False, init=False, repr=False, compare=False)
+    # String metadata given at enqueue (a trace context, a request id); empty when none.
+    headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
 
     @property
     def is_last_attempt(self) -> bool:
@@ -270,6 +273,7 @@ class Job:
                 at[row[16]],
                 row[17],
                 _errors(row[18]),
+                NO_HEADERS if row[19] is None else decode_headers(row[19]),
             )
             for row, payload in zip(records, payloads, strict=True)
         ]

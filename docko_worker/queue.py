@@ -9,13 +9,15 @@
 
 ``enqueue(..., conn=conn)`` runs on the caller's asyncpg connection, inside the caller's
 transaction: the job exists, and workers are woken, only if that transaction commits.
+``enqueue(..., headers={...})`` stores string metadata with the job (see ``headers.py``);
+``add_middleware`` wraps every handler call (see ``middleware.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -28,7 +30,9 @@ from . import operations
 from .config import Config, load_config
 from .db import Pool, Runner
 from .errors import DockoError
+from .headers import encode_headers
 from .job import Job, JobState
+from .middleware import Middleware, check_middleware, load_middleware
 from .migrations import Migration, migrate
 from .operations import QueueInfo, parse_job_id, parse_state
 from .payloads import (
@@ -75,6 +79,7 @@ class Queue:
         self._owns_pool = owns_pool
         self._supervisor: Supervisor | None = None
         self._periodics: dict[str, Periodic] = {}
+        self._middleware: list[Middleware] = []
 
     @classmethod
     async def connect(
@@ -135,14 +140,17 @@ class Queue:
         priority: int | None = None,
         max_attempts: int | None = None,
         dedupe_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Job:
         """Insert one job (lower ``priority`` runs first) and wake idle workers on commit.
 
         With ``dedupe_key``, an unfinished job holding that key is returned instead of a new one.
         ``priority`` and ``max_attempts`` left out take the defaults of the job type's registered
         handler (``handler_options``), else 0 and ``DOCKO_MAX_ATTEMPTS``.
+        ``headers``: string metadata stored with the job, read back as ``job.headers``.
         """
         payload_json = encode_payload(payload)
+        headers_json = encode_headers(headers)
         rank, attempts = self._defaults(job_type, priority, max_attempts)
         if dedupe_key is not None:
             check_text("dedupe_key", dedupe_key)
@@ -157,6 +165,7 @@ class Queue:
             run_at=start,
             delay=seconds,
             dedupe_key=dedupe_key,
+            headers_json=headers_json,
             conn=conn,
         )
         for _ in range(_DEDUPE_RETRIES):
@@ -180,12 +189,13 @@ class Queue:
         delay: float | timedelta | None = None,
         priority: int | None = None,
         max_attempts: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> list[UUID]:
         """Insert one job per payload in one transaction; returns their ids in order.
 
         Jobs due now go in through one streamed binary COPY, on the queue's own pool or on
         ``conn`` (under a savepoint when ``conn`` is in a transaction); with ``run_at`` or
-        ``delay`` they go in through one multi-row INSERT.
+        ``delay`` they go in through one multi-row INSERT. Every job gets the same ``headers``.
         """
         items = list(payloads)
         if not items:
@@ -194,6 +204,7 @@ class Queue:
         check_text("job_type", job_type)
         start, seconds = check_schedule(run_at, delay)
         rank, attempts = self._defaults(job_type, priority, max_attempts)
+        headers_json = encode_headers(headers)
         if start is None and seconds == 0:
             # Encoded while the COPY streams; a payload that cannot be encoded rolls the whole
             # call back.
@@ -204,6 +215,7 @@ class Queue:
                 count=len(items),
                 priority=rank,
                 max_attempts=attempts,
+                headers_json=headers_json,
                 conn=conn,
             )
         encoded = list(encode_payloads(items))
@@ -216,6 +228,7 @@ class Queue:
             max_attempts=[attempts] * count,
             run_ats=[start] * count,
             delay=seconds,
+            headers_json=headers_json,
             conn=conn,
         )
 
@@ -359,17 +372,30 @@ class Queue:
             raise DockoError("register handlers before start()")
         self._registry.register(job_type, handler, timeout=timeout, options=options)
 
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Wrap every handler call in ``middleware``: ``async def mw(job, call_next)`` that
+        awaits ``call_next(job)``. The first added is the outermost (see ``middleware.py``)."""
+        if self._supervisor is not None:
+            raise DockoError("add middleware before start()")
+        self._middleware.append(check_middleware(middleware))
+
     def load_entry_points(self) -> list[str]:
         """Register the handlers of every installed ``docko_worker.handlers`` entry point."""
         return self._registry.load_entry_points()
 
     async def start(self, queue_names: Sequence[str] | None = None) -> None:
-        """Start workers for ``queue_names`` (default: ``config.queues``); returns at once."""
+        """Start workers for ``queue_names`` (default: ``config.queues``); returns at once.
+
+        Handlers run through ``DOCKO_MIDDLEWARE`` and then ``add_middleware``'s middleware
+        (``RegistryError`` if one does not import). With ``DOCKO_HTTP_PORT`` the HTTP endpoint
+        starts too (``ConfigError`` if its port cannot be had: nothing is started then).
+        """
         if self._supervisor is not None:
             raise DockoError("this queue has already been started")
         if not len(self._registry):
             raise DockoError("no handlers registered: nothing to run")
         queues = list(queue_names or self.config.queues)
+        middleware = [load_middleware(path) for path in self.config.middleware]
         supervisor = Supervisor(
             self._store,
             self._registry,
@@ -377,9 +403,10 @@ class Queue:
             queues,
             connect=lambda: connect(self.config),
             periodics=list(self._periodics.values()),
+            middleware=[*middleware, *self._middleware],
         )
+        supervisor.start()  # ConfigError when the HTTP port cannot be had: nothing started
         self._supervisor = supervisor
-        supervisor.start()
 
     async def stop(self) -> list[Job]:
         """Graceful stop: see ``Supervisor.stop``. Safe to call when not started.

@@ -2,7 +2,8 @@
 
 It settles the job in ``HeldJobs`` (its worker slot is free again), counts the outcome, logs it with
 the job's id, type and attempt, and hands it to the completer to write. ``Counters`` are the
-process's public tally, read by ``Queue.counters`` and the demo.
+process's public tally, read by ``Queue.counters`` and the demo; with ``metrics`` (the HTTP
+endpoint is on) each claim and outcome is also counted by queue and job type.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import structlog
 from .completer import Completer
 from .held import HeldJobs
 from .job import Job
+from .metrics import CANCELLED, COMPLETED, FAILED, RELEASED, RETRIED, Metrics
 from .outcome import Outcome, OutcomeKind
 
 log = structlog.get_logger("docko_worker.worker")
@@ -43,9 +45,11 @@ class Recorder:
         *,
         debug: bool = False,
         log_completed: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self._held = held
         self._completer = completer
+        self._metrics = metrics
         # A line per completed job costs even when filtered out: only when asked for.
         self._log_completed = log_completed or debug
         self._completed_level = logging.INFO if log_completed else logging.DEBUG
@@ -54,6 +58,8 @@ class Recorder:
     def claimed(self, jobs: list[Job]) -> None:
         self.counters.claimed += len(jobs)
         self._held.add(jobs)
+        if self._metrics is not None:
+            self._metrics.claimed(jobs)
 
     def record(
         self,
@@ -66,7 +72,10 @@ class Recorder:
         ``started``: when its handler started (``time.monotonic()``), for the duration."""
         self._held.settle(job)
         kind = outcome.kind
+        # The docko_jobs_total outcome (a constant of metrics.py), set by each branch.
+        counted: int
         if kind is OutcomeKind.COMPLETED:
+            counted = COMPLETED
             self.counters.completed += 1
             self._completer.complete(job)
             if self._log_completed:
@@ -79,6 +88,7 @@ class Recorder:
                     duration=None if started is None else round(time.monotonic() - started, 6),
                 )
         elif kind is OutcomeKind.RETRY:
+            counted = RETRIED
             self.counters.retried += 1
             error_text = outcome.error or ""
             self._completer.retry(job, outcome.retry_in, error_text)
@@ -93,6 +103,7 @@ class Recorder:
                 exc_info=error,
             )
         elif kind is OutcomeKind.FAILED:
+            counted = FAILED
             self.counters.failed += 1
             error_text = outcome.error or ""
             self._completer.fail(job, error_text)
@@ -107,6 +118,7 @@ class Recorder:
                 exc_info=error,
             )
         elif kind is OutcomeKind.CANCELLED:
+            counted = CANCELLED
             self.counters.cancelled += 1
             self._completer.cancel(job)
             log.info(
@@ -117,6 +129,9 @@ class Recorder:
                 error=outcome.error,
             )
         else:
+            counted = RELEASED
             self.counters.released += 1
             self._completer.release(job)
             log.info("job_released", job_id=str(job.id), job_type=job.job_type, attempt=job.attempt)
+        if self._metrics is not None:
+            self._metrics.finished(job, counted, started)

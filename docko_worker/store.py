@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -48,6 +48,16 @@ class JobFilter:
     limit: int = 50
 
 
+class QueueSample(NamedTuple):
+    """One queue as ``sample_queues`` saw it."""
+
+    queue_name: str
+    available: int
+    running: int
+    oldest_due_age: float | None
+    schema_version: int | None
+
+
 class JobStore:
     """Named-statement access to ``docko_jobs`` through an asyncpg pool or connection."""
 
@@ -70,6 +80,7 @@ class JobStore:
         run_at: datetime | None,
         delay: float,
         dedupe_key: str | None,
+        headers_json: str | None = None,
         conn: Runner | None = None,
     ) -> Job | None:
         row = await self._on(conn).fetchrow(
@@ -83,6 +94,7 @@ class JobStore:
             delay,
             dedupe_key,
             NOTIFY_CHANNEL,
+            headers_json,
         )
         return None if row is None else Job.from_record(row)
 
@@ -96,6 +108,7 @@ class JobStore:
         max_attempts: Sequence[int],
         run_ats: Sequence[datetime | None],
         delay: float,
+        headers_json: str | None = None,
         conn: Runner | None = None,
     ) -> list[UUID]:
         rows = await self._on(conn).fetch(
@@ -108,6 +121,7 @@ class JobStore:
             run_ats,
             NOTIFY_CHANNEL,
             delay,
+            headers_json,
         )
         return [row[0] for row in rows]
 
@@ -120,6 +134,7 @@ class JobStore:
         count: int,
         priority: int,
         max_attempts: int,
+        headers_json: str | None = None,
         conn: Runner | None = None,
     ) -> list[UUID]:
         """Bulk insert ``count`` jobs, due now, through one binary COPY and one NOTIFY.
@@ -140,6 +155,7 @@ class JobStore:
             job_type=job_type,
             priority=priority,
             max_attempts=max_attempts,
+            headers_json=headers_json,
         )
         if conn is None or isinstance(conn, asyncpg.Pool):
             pool: Any = conn or self._db
@@ -307,6 +323,14 @@ class JobStore:
 
     async def register_queues(self, queue_names: Sequence[str]) -> None:
         await self._on(None).execute(SQL.register_queues, queue_names)
+
+    async def sample_queues(
+        self, queues: Sequence[str], count_cap: int, priorities_cap: int
+    ) -> list[QueueSample]:
+        """Per queue: available and running jobs (each counted up to ``count_cap``), the age in
+        seconds of the oldest due job (None: nothing due), and the schema's version."""
+        rows = await self._on(None).fetch(SQL.sample_queues, queues, count_cap, priorities_cap)
+        return [QueueSample(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
     async def _ids(self, statement: str, *args: Any) -> set[UUID]:
         rows = await self._db.fetch(statement, *args)

@@ -6,14 +6,19 @@
                        └──────────────────────────────────────────────────────────┘
     heartbeat: extends the leases of the held jobs    maintenance: rescuer, pruner
     loop monitor: names the running jobs while the event loop is blocked
+    endpoint (DOCKO_HTTP_PORT): /metrics, /healthz, /readyz, and the queue sampler
 
 The parts share one ``HeldJobs``. Side tasks (heartbeat, waker, maintenance, health file, periodic
 scheduler) run under a watch: one that fails unexpectedly is logged with its traceback and restarted
 after a backoff, never left dead silently.
 
-Shutdown: stop claiming; hand back claimed jobs that have not started; let running jobs finish for
-up to ``shutdown_timeout``; cancel the rest and hand their jobs back without spending the attempt;
-write every pending outcome, and report those that could not be written (``unwritten``).
+With ``DOCKO_HTTP_PORT`` set, the parts count claims and outcomes in a ``Metrics``, and the
+``Endpoint`` serves them; it binds its port before anything else starts, and closes last.
+
+Shutdown (``/readyz`` turns 503 at once): stop claiming; hand back claimed jobs that have not
+started; let running jobs finish for up to ``shutdown_timeout``; cancel the rest and hand their
+jobs back without spending the attempt; write every pending outcome, and report those that could
+not be written (``unwritten``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import structlog
 from .alarm import Alarm
 from .completer import Completer
 from .config import Config
+from .endpoint import Endpoint
 from .fetcher import STOP_GRACE, Fetcher
 from .handoff import Handoff
 from .health import keep_touching
@@ -42,6 +48,8 @@ from .held import HeldJobs
 from .job import Job
 from .loop_monitor import LoopMonitor
 from .maintenance import Pruner, Rescuer, UnknownTypeWatch
+from .metrics import Metrics
+from .middleware import Middleware
 from .outcome import RetryPolicy
 from .periodic import Periodic
 from .recorder import Counters, Recorder
@@ -96,6 +104,7 @@ class Supervisor:
         connect: Connect | None = None,
         worker_id: str | None = None,
         periodics: Sequence[Periodic] = (),
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.config = config
         self.queues = list(dict.fromkeys(queues))
@@ -104,6 +113,10 @@ class Supervisor:
         self._store = store
         self._held = held = HeldJobs()
         handoff: Handoff[Job | None] = Handoff()
+        # Counted only for the HTTP endpoint: without it the per-job path does not count.
+        metrics = Metrics() if config.http_port is not None else None
+        if metrics is not None:
+            metrics.prime(self.queues, registry.job_types)
         # Wakes the fetcher when a retry this process wrote falls due, not at the next poll.
         jobs_due = Alarm(lambda: self._fetcher.alarm_rang())
         self._completer = Completer(
@@ -113,12 +126,14 @@ class Supervisor:
             flush_interval=config.completion_flush_interval,
             delete_completed=config.completed_retention == 0,
             jobs_due=jobs_due,
+            metrics=metrics,
         )
         self._recorder = Recorder(
             held,
             self._completer,
             debug=config.log_level == "debug",
             log_completed=config.log_completed,
+            metrics=metrics,
         )
         self._fetcher = Fetcher(
             store,
@@ -131,6 +146,7 @@ class Supervisor:
             recorder=self._recorder,
             jobs_due=jobs_due,
             on_recovered=self._database_back,
+            metrics=metrics,
         )
         self._workers = Workers(
             config.worker_count,
@@ -142,9 +158,15 @@ class Supervisor:
             policy=RetryPolicy(config.base_retry_delay, config.max_retry_delay),
             default_timeout=config.job_timeout,
             thread_pool_size=config.thread_pool_size,
+            middleware=middleware,
         )
         self._heartbeat = Heartbeat(
-            store, config, held, self.worker_id, on_cancel_requested=self._workers.cancel
+            store,
+            config,
+            held,
+            self.worker_id,
+            on_cancel_requested=self._workers.cancel,
+            metrics=metrics,
         )
         self._waker = (
             Waker(config, connect, self.wake, control=self.control)
@@ -157,6 +179,10 @@ class Supervisor:
         self._scheduler = (
             Scheduler(PeriodicStore(store.runner), periodics, config) if periodics else None
         )
+        self._endpoint = (
+            None if metrics is None else Endpoint(config, store, self.queues, metrics, self)
+        )
+        self._endpoint_task: asyncio.Task[None] | None = None
         self._fetcher_task: asyncio.Task[None] | None = None
         self._side_tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -165,8 +191,10 @@ class Supervisor:
     # Lifecycle
 
     def start(self) -> None:
-        """Start every part; returns at once."""
+        """Start every part; returns at once. ``ConfigError`` when the HTTP port cannot be had."""
         config = self.config
+        if self._endpoint is not None:
+            self._endpoint.bind()  # first: a port in use stops the start before anything runs
         log.info(
             "supervisor_started",
             worker_id=self.worker_id,
@@ -192,12 +220,21 @@ class Supervisor:
         self._watch("docko-register-queues", self._register_queues)
         if self._scheduler is not None:
             self._watch("docko-periodic", self._scheduler.run)
+        if self._endpoint is not None:
+            (http, serve), (sampler, sample) = self._endpoint.parts()
+            # Not a side task: the endpoint answers until the last outcome is written.
+            self._endpoint_task = self._watch(http, serve, side=False)
+            self._watch(sampler, sample)
 
     def _watch(
-        self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]
+        self,
+        name: str,
+        factory: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        side: bool = True,
     ) -> asyncio.Task[None]:
         task = asyncio.create_task(self._supervise(name, factory), name=name)
-        if name != "docko-fetcher":
+        if side and name != "docko-fetcher":
             self._side_tasks.append(task)
         return task
 
@@ -288,6 +325,8 @@ class Supervisor:
                 note="these jobs run again once their lease expires",
             )
         self._loop_monitor.stop()
+        if self._endpoint_task is not None:
+            await settle({self._endpoint_task}, grace=SIDE_TASK_STOP_GRACE)
         counters = self._recorder.counters
         log.info(
             "shutdown_complete",
@@ -307,6 +346,15 @@ class Supervisor:
     @property
     def held(self) -> HeldJobs:
         return self._held
+
+    @property
+    def stopping(self) -> bool:
+        """Shutdown has started (``/readyz`` answers 503)."""
+        return self._stopping
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        return self._endpoint
 
     @property
     def completer(self) -> Completer:

@@ -15,6 +15,7 @@ at the deadline and the thread abandoned (it ends with the process).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from uuid import UUID
 
 import structlog
@@ -24,6 +25,7 @@ from .executor import CANCEL_GRACE, Execution, Executor
 from .handoff import Handoff
 from .held import HeldJobs
 from .job import Job
+from .middleware import Middleware
 from .outcome import HANDED_BACK, Interruption, Outcome, RetryPolicy
 from .recorder import Recorder
 from .registry import HandlerRegistry
@@ -48,6 +50,7 @@ class Workers:
         default_timeout: float | None,
         thread_pool_size: int,
         cancel_grace: float = CANCEL_GRACE,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self._count = count
         self._handoff = handoff
@@ -63,6 +66,7 @@ class Workers:
             on_abandoned=self._abandoned,
             threads=self._threads,
             cancel_grace=cancel_grace,
+            middleware=middleware,
         )
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._next_index = 0

@@ -13,7 +13,8 @@ priority, date_part('epoch', run_at) AS run_at, date_part('epoch', created_at) A
 date_part('epoch', updated_at) AS updated_at, last_error, dedupe_key, worker_id,
 date_part('epoch', lease_expires_at) AS lease_expires_at,
 date_part('epoch', finished_at) AS finished_at,
-date_part('epoch', cancel_requested_at) AS cancel_requested_at, cancel_reason, errors::text AS errors
+date_part('epoch', cancel_requested_at) AS cancel_requested_at, cancel_reason, errors::text AS errors,
+headers::text AS headers
 
 -- fragment: still_running
 -- The guard of every write to a running job, found by id. Compared as text on purpose: the
@@ -93,11 +94,13 @@ CASE WHEN due > now()
 
 -- name: enqueue_job
 -- One job; with a dedupe key matching an unfinished job nothing is inserted and no row returns.
--- NOTIFY is delivered when the surrounding transaction commits, never on rollback.
+-- NOTIFY is delivered when the surrounding transaction commits, never on rollback. $10: the
+-- headers as JSON text, or NULL.
 WITH inserted AS (
-    INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at, dedupe_key)
+    INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at, dedupe_key,
+                            headers)
     VALUES ({{new_job_id}}, $1, $2, $3::text::json, $4, $5,
-            COALESCE($6::timestamptz, now()) + make_interval(secs => $7::float8), $8)
+            COALESCE($6::timestamptz, now()) + make_interval(secs => $7::float8), $8, $10::text::json)
     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('available', 'running')
     DO NOTHING
     RETURNING *
@@ -109,11 +112,13 @@ SELECT {{job_columns}} FROM inserted, notified
 
 -- name: enqueue_jobs
 -- Many jobs in one statement (parallel arrays; a NULL run_at means now), each due $8 seconds
--- after its run_at. One NOTIFY per queue, not per job, naming the earliest due time.
+-- after its run_at, all with the headers $9 (JSON text, or NULL). One NOTIFY per queue, not per
+-- job, naming the earliest due time.
 WITH inserted AS (
-    INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at)
+    INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at, headers)
     SELECT {{new_job_id}}, item.queue_name, item.job_type, item.payload::json, item.priority,
-           item.max_attempts, COALESCE(item.run_at, now()) + make_interval(secs => $8::float8)
+           item.max_attempts, COALESCE(item.run_at, now()) + make_interval(secs => $8::float8),
+           $9::text::json
     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::timestamptz[])
          WITH ORDINALITY AS item(queue_name, job_type, payload, priority, max_attempts, run_at, position)
     ORDER BY item.position
@@ -127,7 +132,7 @@ SELECT inserted.id FROM inserted, notified
 -- name: copy_jobs
 -- The bulk enqueue's binary COPY on a psycopg connection (asyncpg builds the same from its
 -- arguments); the columns are copy_format.COPY_COLUMNS, in order.
-COPY docko_jobs (id, queue_name, job_type, payload, priority, max_attempts) FROM STDIN (FORMAT binary)
+COPY docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, headers) FROM STDIN (FORMAT binary)
 
 -- name: notify_queue
 -- Wakes idle workers of queue $2 once the surrounding transaction commits (after a COPY).
@@ -595,3 +600,41 @@ FROM docko_periodic ORDER BY name
 -- name: touch_periodic
 -- A running daemon still has these schedules (shown by `docko-worker periodic`).
 UPDATE docko_periodic SET seen_at = now() WHERE name = ANY($1::text[])
+
+-- name: sample_queues
+-- The HTTP endpoint's look at the jobs table, every DOCKO_METRICS_SAMPLE_INTERVAL seconds, for
+-- each served queue $1: its available and running jobs, each counted up to $2 (a bounded walk
+-- of the claim index, and of the running rows' index, however long the backlog or the history);
+-- the age of its oldest due job, found by a loose scan of the claim index that visits one entry
+-- per distinct priority (up to $3 of them), so it costs a few index probes on any table; and the
+-- schema version, for readiness.
+SELECT served.queue_name,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM docko_jobs AS jobs
+            WHERE jobs.state = 'available' AND jobs.queue_name = served.queue_name
+            ORDER BY jobs.priority, jobs.run_at, jobs.id
+            LIMIT $2) AS capped) AS available,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM docko_jobs AS jobs
+            WHERE jobs.state = 'running' AND jobs.queue_name = served.queue_name
+            ORDER BY jobs.lease_expires_at
+            LIMIT $2) AS capped) AS running,
+       (WITH RECURSIVE heads AS (
+            (SELECT jobs.priority, jobs.run_at, 1 AS depth FROM docko_jobs AS jobs
+             WHERE jobs.state = 'available' AND jobs.queue_name = served.queue_name
+             ORDER BY jobs.priority, jobs.run_at
+             LIMIT 1)
+            UNION ALL
+            SELECT next.priority, next.run_at, heads.depth + 1
+            FROM heads CROSS JOIN LATERAL (
+                SELECT jobs.priority, jobs.run_at FROM docko_jobs AS jobs
+                WHERE jobs.state = 'available' AND jobs.queue_name = served.queue_name
+                  AND jobs.priority > heads.priority
+                ORDER BY jobs.priority, jobs.run_at
+                LIMIT 1) AS next
+            WHERE heads.depth < $3)
+        SELECT date_part('epoch', now() - min(heads.run_at)) FROM heads
+        WHERE heads.run_at <= now()) AS oldest_due_age,
+       (SELECT max(version) FROM docko_schema_migrations) AS schema_version
+FROM unnest($1::text[]) AS served(queue_name)
+ORDER BY served.queue_name

@@ -20,6 +20,7 @@ COLORS = {
     "docko": "#1f5fa8",
     "docko-retain": "#6fa3dc",
     "docko-sync": "#9b6fdc",
+    "docko-metrics": "#3c7fc4",
     "pgqueuer-balanced": "#d9822b",
     "pgqueuer-volatile": "#f2b880",
     "procrastinate": "#5b9b4b",

@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--systems",
         default=",".join(SYSTEM_KEYS),
-        help="comma-separated: docko (every docko row), docko-retain, docko-sync, pgqueuer (both "
-        "durabilities), pgqueuer-balanced, pgqueuer-volatile, procrastinate (default: all)",
+        help="comma-separated: docko (every docko row), docko-retain, docko-sync, docko-metrics "
+        "(the HTTP endpoint on), pgqueuer (both durabilities), pgqueuer-balanced, "
+        "pgqueuer-volatile, procrastinate (default: all)",
     )
     parser.add_argument(
         "--producer-singles",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
 from .stats import Summary, summarize
 
-DOCKO, DOCKO_RETAIN = "docko", "docko-retain"
+DOCKO, DOCKO_RETAIN, DOCKO_METRICS = "docko", "docko-retain", "docko-metrics"
 DASH, TIMES = "\u2013", "\u00d7"  # en dash (ranges, missing values), multiplication sign
 NOT_APPLICABLE = "n/a"  # a scenario the system does not take part in
 # The scheduled-job lateness scenario's two ways of enqueueing, as named in results.
@@ -209,6 +210,45 @@ def ratio_table(results: dict[str, Any]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def metrics_cost_table(results: dict[str, Any]) -> list[str]:
+    """docko-worker with the HTTP endpoint on against the same configuration without it."""
+    systems = results["systems"]
+    off, on = systems.get(DOCKO), systems.get(DOCKO_METRICS)
+    if off is None or on is None:
+        return []
+    lines = [
+        "| Measure | metrics off | metrics on | on / off (medians) | on / off, run by run "
+        "(median) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, metric, digits in (
+        ("Burn-down from worker start (jobs/s)", "burn_down.throughput", 0),
+        ("Processing rate after the first job (jobs/s)", "burn_down.processing_rate", 0),
+        ("CPU s per 1,000 jobs", "burn_down.cpu_per_1k", 4),
+        ("CPU s per 1,000 jobs after the first job", "burn_down.processing_cpu_per_1k", 4),
+    ):
+        cells = [_cell(off, metric, digits), _cell(on, metric, digits), _versus(on, off, metric)]
+        lines.append(_row([label, *cells, _paired(on, off, metric)]))
+    return lines
+
+
+def _paired(ours: dict[str, Any], theirs: dict[str, Any], metric: str) -> str:
+    """The median of the per-run ratios ``ours`` / ``theirs``: runs of the same round were
+    measured minutes apart, so the machine's drift over the whole benchmark cancels out."""
+    scenario, _, name = metric.partition(".")
+    ratios = [
+        mine[scenario][name] / other[scenario][name]
+        for mine, other in zip(ours["runs"], theirs["runs"], strict=False)
+        if "error" not in mine
+        and "error" not in other
+        and mine[scenario].get(name)
+        and other[scenario].get(name)
+    ]
+    if not ratios:
+        return DASH
+    return f"{statistics.median(ratios):.2f}{TIMES} ({min(ratios):.2f}{DASH}{max(ratios):.2f})"
+
+
 def _side_by_side(ours: Summary | None, theirs: Summary | None) -> str:
     if ours is None or theirs is None:
         return DASH
@@ -335,6 +375,18 @@ def write_markdown(results: dict[str, Any], path: Path, chart_name: str) -> None
     ratios = ratio_table(results)
     if ratios:
         out += ["## docko-worker against each peer (medians)", "", *ratios, ""]
+    cost = metrics_cost_table(results)
+    if cost:
+        out += [
+            "## What metrics cost (medians)",
+            "",
+            "docko-worker with `DOCKO_HTTP_PORT` set (every claim and outcome counted for "
+            "`/metrics`, the queue sampler running every 5 s, not scraped during the run) "
+            "against the same configuration without it, in the same runs.",
+            "",
+            *cost,
+            "",
+        ]
     scale = scale_table(results)
     if scale:
         runs = options["million_runs"]

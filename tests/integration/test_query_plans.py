@@ -49,6 +49,7 @@ HOT_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
 # Statements that read without locking: checked on a million rows only.
 READ_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
     "waiting_unknown_types": ((["default"], ["pdf"], 60.0, 1000), "docko_jobs_claim_idx"),
+    "sample_queues": ((["default", "other"], 10_000, 1_000), "docko_jobs_claim_idx"),
 }
 
 
@@ -351,3 +352,30 @@ async def test_queue_overview_reads_partial_indexes_not_the_completed_history(
         "docko_jobs_stopped_idx",
     }, described
     assert _rows_read(nodes) <= 1_000, described
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_queue_sample_reads_a_bounded_number_of_rows_on_a_million(
+    million_jobs: asyncpg.Connection, plan_cache_mode: str
+) -> None:
+    """The metrics sampler counts up to its cap through the partial indexes, and finds the
+    oldest due job with one probe per priority: never a walk of the whole backlog."""
+    cap = 10_000
+    await million_jobs.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+    raw = await million_jobs.fetchval(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()["sample_queues"],
+        ["default"],
+        cap,
+        1_000,
+    )
+    nodes = _nodes(json.loads(raw)[0]["Plan"])
+    scans = [node for node in nodes if node.get("Relation Name") == "docko_jobs"]
+    assert {node["Index Name"] for node in scans} == {
+        "docko_jobs_claim_idx",
+        "docko_jobs_lease_idx",
+    }, [(node["Node Type"], node.get("Index Name")) for node in scans]
+    for node in scans:
+        assert node["Actual Rows"] * node["Actual Loops"] <= cap, node
+    rows = await million_jobs.fetch(load_statements()["sample_queues"], ["default"], cap, 1_000)
+    assert [(row["available"], row["running"]) for row in rows] == [(cap, cap)]
+    assert rows[0]["oldest_due_age"] >= 0

@@ -35,3 +35,10 @@ def test_the_daemon_is_the_entrypoint_with_a_health_check() -> None:
     assert 'CMD ["run"]' in stage
     assert any(line.startswith("HEALTHCHECK") and "healthcheck" in line for line in stage)
     assert "STOPSIGNAL SIGTERM" in stage
+
+
+def test_the_image_serves_metrics_and_probes_on_every_interface() -> None:
+    stage = " ".join(runtime_stage())
+    assert re.search(r"\bDOCKO_HTTP_PORT=9808\b", stage)
+    assert re.search(r"\bDOCKO_HTTP_HOST=0\.0\.0\.0\b", stage)
+    assert "EXPOSE 9808" in runtime_stage()

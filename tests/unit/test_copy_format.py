@@ -10,17 +10,21 @@ from docko_worker.copy_format import COPY_COLUMNS, COPY_HEADER, COPY_TRAILER, en
 from docko_worker.job import new_job_id_bytes
 
 
-def decode_rows(stream: bytes) -> list[list[bytes]]:
-    """The fields of each row of a binary COPY stream, read back by the format's own rules."""
+def decode_rows(stream: bytes) -> list[list[bytes | None]]:
+    """The fields of each row of a binary COPY stream, read back by the format's own rules
+    (``None`` for a NULL field)."""
     assert stream.startswith(COPY_HEADER) and stream.endswith(COPY_TRAILER)
     rows, offset, end = [], len(COPY_HEADER), len(stream) - len(COPY_TRAILER)
     while offset < end:
         (count,) = struct.unpack_from(">h", stream, offset)
         offset += 2
-        fields = []
+        fields: list[bytes | None] = []
         for _ in range(count):
             (length,) = struct.unpack_from(">i", stream, offset)
             offset += 4
+            if length == -1:
+                fields.append(None)
+                continue
             fields.append(stream[offset : offset + length])
             offset += length
         rows.append(fields)
@@ -39,7 +43,7 @@ def test_each_row_carries_its_id_payload_and_the_shared_columns() -> None:
     )
 
     rows = decode_rows(stream)
-    assert len(COPY_COLUMNS) == 6
+    assert len(COPY_COLUMNS) == 7
     assert rows == [
         [
             ids[16 * n : 16 * (n + 1)],
@@ -48,9 +52,31 @@ def test_each_row_carries_its_id_payload_and_the_shared_columns() -> None:
             payloads[n].encode(),
             struct.pack(">i", -7),
             struct.pack(">i", 3),
+            None,  # no headers
         ]
         for n in range(3)
     ]
+
+
+def test_every_row_carries_the_calls_headers() -> None:
+    ids = new_job_id_bytes(2)
+    headers = '{"traceparent":"00-abc-def-01","tenant":"été"}'
+
+    stream = b"".join(
+        encode_copy_stream(
+            ids,
+            ["{}", "{}"],
+            queue_name="q",
+            job_type="t",
+            priority=0,
+            max_attempts=1,
+            headers_json=headers,
+        )
+    )
+
+    assert [row[COPY_COLUMNS.index("headers")] for row in decode_rows(stream)] == [
+        headers.encode()
+    ] * 2
 
 
 def test_the_stream_is_cut_into_messages_of_whole_rows() -> None:

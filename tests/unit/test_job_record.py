@@ -38,6 +38,7 @@ def values(**overrides: Any) -> dict[str, Any]:
         "cancel_requested_at": None,
         "cancel_reason": None,
         "errors": None,
+        "headers": None,
     }
     row.update(overrides)
     return row
@@ -83,6 +84,7 @@ def test_from_record_maps_every_column() -> None:
     assert job.cancel_requested_at is None
     assert job.cancel_reason is None
     assert job.errors == []
+    assert job.headers == {}
 
 
 def test_from_record_maps_the_cancel_request_and_the_errors_history() -> None:
@@ -106,6 +108,17 @@ def test_jobs_without_history_do_not_share_one_list() -> None:
     first, second = Job.from_records([record(), record()])
     first.errors.append(JobError(1, NOW, "x"))
     assert second.errors == []
+
+
+def test_headers_read_back_as_a_mapping_of_strings() -> None:
+    text = '{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
+    job = Job.from_record(record(headers=text))
+    assert job.headers == json.loads(text)
+
+
+@pytest.mark.parametrize("stored", ["[]", '"text"', "not json"])
+def test_headers_that_are_not_an_object_read_as_none(stored: str) -> None:
+    assert Job.from_record(record(headers=stored)).headers == {}
 
 
 @pytest.mark.parametrize("payload_text", ["null", "[]", '"text"', "3.5"])

@@ -96,3 +96,10 @@ def e2e_block_sync(job: Job) -> None:
 def e2e_block_sync_timed(job: Job) -> None:
     """``e2e_block_sync`` with a timeout of 1 s."""
     e2e_block_sync(job)
+
+
+async def e2e_block(job: Job) -> None:
+    """Blocks the daemon's event loop for ``payload["seconds"]`` (a blocking call in a handler)."""
+    run_id = await _started(job)
+    time.sleep(float(job.payload["seconds"]))  # noqa: ASYNC251 - blocking on purpose
+    await _finished(run_id)
