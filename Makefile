@@ -7,7 +7,7 @@ CONSTRAINTS = constraints-dev.txt
 
 # The test layers, fastest first: a broken unit fails in seconds, before the slower layers run.
 FAST_LAYERS = tests/unit tests/integration tests/e2e
-LAYERS = $(FAST_LAYERS) tests/chaos
+LAYERS = $(FAST_LAYERS) tests/chaos tests/browser
 # Extra pytest arguments for every layer: make test PYTEST_ARGS="-x -q"
 PYTEST_ARGS ?=
 
@@ -32,7 +32,7 @@ test: $(BIN)/.installed
 	done; \
 	echo "=== all layers passed: $(LAYERS)"
 
-# Unit, integration and end-to-end: everything but the chaos layer (about a minute).
+# Unit, integration and end-to-end: everything but the chaos and browser layers (about a minute).
 test-fast: $(BIN)/.installed
 	@$(MAKE) --no-print-directory test LAYERS="$(FAST_LAYERS)"
 

@@ -144,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         "next slot, last enqueued slot and its job.",
     )
     periodic.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add(
+        "dashboard",
+        "Serve the web dashboard (extra 'dashboard') on DOCKO_DASHBOARD_HOST:DOCKO_DASHBOARD_PORT "
+        "until SIGTERM or SIGINT: queues, jobs, errors, periodic schedules; cancel, retry, pause "
+        "and resume unless DOCKO_DASHBOARD_READ_ONLY. Any address but loopback needs "
+        "DOCKO_DASHBOARD_PASSWORD (basic auth, user DOCKO_DASHBOARD_USER).",
+    )
     demo = add(
         "demo",
         "Run the daemon on a sample document workload and report what happened. Uses the "
@@ -425,6 +432,17 @@ def cmd_periodic(args: argparse.Namespace) -> int:
     return run_async(lambda: show_periodic(config, as_json=args.json))
 
 
+def cmd_dashboard(_args: argparse.Namespace) -> int:
+    try:
+        from .dashboard.server import serve
+    except ImportError as exc:
+        raise DockoError(
+            f"the dashboard needs the 'dashboard' extra: pip install 'docko-worker[dashboard]' "
+            f"({exc})"
+        ) from None
+    return serve(_configured())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -450,6 +468,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stats": cmd_stats,
     "healthcheck": cmd_healthcheck,
     "periodic": cmd_periodic,
+    "dashboard": cmd_dashboard,
     "demo": cmd_demo,
     "jobs": cmd_jobs,
     "queues": cmd_queues,

@@ -18,6 +18,7 @@ from pydantic import (
     AliasChoices,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -214,6 +215,28 @@ class Config(BaseSettings):
         "(e.g. docko_worker.tracing:middleware); they wrap those added with add_middleware.",
         json_schema_extra=field_extra(default_text="none"),
     )
+    dashboard_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address `docko-worker dashboard` listens on; any but a loopback address "
+        "needs DOCKO_DASHBOARD_PASSWORD.",
+    )
+    dashboard_port: int = Field(
+        default=8080, ge=1, le=65535, description="Port `docko-worker dashboard` listens on."
+    )
+    dashboard_user: str = Field(
+        default="admin", min_length=1, description="User name of the dashboard's basic auth."
+    )
+    dashboard_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the dashboard's basic auth; unset, the dashboard answers "
+        "loopback clients only.",
+    )
+    dashboard_read_only: bool = Field(
+        default=False,
+        description="Dashboard without actions: no cancel, retry, pause or resume, and every "
+        "state-changing request refused.",
+    )
 
     _duplicate_queues: list[str] = PrivateAttr(default_factory=list)
 
@@ -243,6 +266,18 @@ class Config(BaseSettings):
             module, _, attribute = path.partition(":")
             if not module or not attribute:
                 raise ValueError(f"{path!r} is not module:attribute")
+        return value
+
+    @field_validator("dashboard_password", mode="before")
+    @classmethod
+    def _empty_password_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("dashboard_user")
+    @classmethod
+    def _user_without_colon(cls, value: str) -> str:
+        if ":" in value:
+            raise ValueError("must not contain ':' (basic auth splits the user from the password)")
         return value
 
     @field_validator("log_level", "log_format", mode="before")

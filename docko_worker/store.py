@@ -298,6 +298,14 @@ class JobStore:
                 )
             )
 
+    async def count_jobs(self, where: JobFilter) -> int:
+        """How many jobs match ``where``'s filters (its ``before`` and ``limit`` play no part)."""
+        async with self._custom_plans() as conn:
+            count: int = await conn.fetchval(
+                SQL.count_jobs, where.queue_name, where.job_type, where.state, None
+            )
+        return count
+
     @asynccontextmanager
     async def _custom_plans(self) -> AsyncIterator[Any]:
         """A connection in a transaction that plans each statement for its arguments."""
@@ -445,3 +453,46 @@ class PeriodicStore:
 
     async def touch_periodic(self, names: Sequence[str]) -> None:
         await self.runner.execute(SQL.touch_periodic, names)
+
+
+# What the daemons did lately (the dashboard's overview)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedCount:
+    """Jobs of one queue that completed and failed during one minute: ``minute`` minutes ago
+    (0: the last 60 seconds)."""
+
+    queue_name: str
+    minute: int
+    completed: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSeen:
+    """A daemon (its worker id) seen lately: when, how many jobs it runs now, which queues."""
+
+    worker_id: str
+    seen_at: datetime
+    running: int
+    queues: list[str]
+
+
+class ActivityStore:
+    """Named-statement reads of recent activity: finished jobs per minute, daemons seen.
+
+    Each reads at most ``limit`` finished jobs of each outcome, newest first, from the finished
+    rows' partial index, plus the running rows: bounded whatever the table holds.
+    """
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    async def recent_finishes(self, limit: int, seconds: float) -> list[FinishedCount]:
+        rows = await self.runner.fetch(SQL.recent_finishes, limit, seconds)
+        return [FinishedCount(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def recent_workers(self, limit: int, seconds: float) -> list[WorkerSeen]:
+        rows = await self.runner.fetch(SQL.recent_workers, limit, seconds)
+        return [WorkerSeen(row[0], row[1], row[2], list(row[3])) for row in rows]

@@ -395,6 +395,13 @@ WHERE {{job_filter}}
 ORDER BY jobs.id DESC
 LIMIT $5
 
+-- name: count_jobs
+-- How many jobs list_jobs would page through (no page bound: $4 is NULL), for the dashboard's
+-- confirmation of a bulk cancel or retry. Reads the index list_jobs would: a state's partial
+-- index when a state is given, so its cost follows that state's jobs, not the history.
+SELECT count(*) FROM docko_jobs AS jobs
+WHERE {{job_filter}}
+
 -- name: use_custom_plans
 -- For the rest of the transaction, plan each statement for its arguments (list_jobs).
 SELECT set_config('plan_cache_mode', 'force_custom_plan', true)
@@ -638,3 +645,47 @@ SELECT served.queue_name,
        (SELECT max(version) FROM docko_schema_migrations) AS schema_version
 FROM unnest($1::text[]) AS served(queue_name)
 ORDER BY served.queue_name
+
+-- fragment: recently_finished
+-- The newest $1 jobs of each outcome (completed, failed) that finished in the last $2 seconds:
+-- docko_jobs_finished_idx read backwards from now, one bounded range per outcome, so however
+-- long the kept history and however busy the hour, at most 2 x $1 rows are read.
+(SELECT jobs.queue_name, jobs.worker_id, jobs.state, jobs.finished_at FROM docko_jobs AS jobs
+ WHERE jobs.state = 'completed' AND jobs.finished_at IS NOT NULL
+   AND jobs.finished_at > now() - make_interval(secs => $2::float8)
+ ORDER BY jobs.finished_at DESC LIMIT $1)
+UNION ALL
+(SELECT jobs.queue_name, jobs.worker_id, jobs.state, jobs.finished_at FROM docko_jobs AS jobs
+ WHERE jobs.state = 'failed' AND jobs.finished_at IS NOT NULL
+   AND jobs.finished_at > now() - make_interval(secs => $2::float8)
+ ORDER BY jobs.finished_at DESC LIMIT $1)
+
+-- name: recent_finishes
+-- The dashboard's throughput: per queue and minute ago (0: the last 60 seconds), the jobs
+-- completed and failed among recently_finished.
+WITH recent AS ({{recently_finished}})
+SELECT recent.queue_name,
+       floor(date_part('epoch', now() - recent.finished_at) / 60)::int AS minute,
+       count(*) FILTER (WHERE recent.state = 'completed') AS completed,
+       count(*) FILTER (WHERE recent.state = 'failed') AS failed
+FROM recent
+GROUP BY 1, 2
+ORDER BY 1, 2
+
+-- name: recent_workers
+-- The daemons seen lately, by worker id: those holding a running job now (running rows only,
+-- through docko_jobs_lease_idx) and those that finished one of recently_finished. A daemon that
+-- ran nothing in that time leaves no trace in the jobs table, and is not listed.
+WITH seen AS (
+    SELECT jobs.worker_id, jobs.queue_name, now() AS seen_at, 1 AS running
+    FROM docko_jobs AS jobs WHERE jobs.state = 'running'
+    UNION ALL
+    SELECT recent.worker_id, recent.queue_name, recent.finished_at, 0
+    FROM ({{recently_finished}}) AS recent
+)
+SELECT seen.worker_id, max(seen.seen_at) AS seen_at, sum(seen.running)::int AS running,
+       array_agg(DISTINCT seen.queue_name ORDER BY seen.queue_name) AS queues
+FROM seen
+WHERE seen.worker_id IS NOT NULL
+GROUP BY seen.worker_id
+ORDER BY seen.worker_id

@@ -19,10 +19,12 @@ def test_every_test_directory_is_a_layer_of_make_test_fastest_first() -> None:
     fast = makefile_variable("FAST_LAYERS")
     layers = makefile_variable("LAYERS")
     assert fast == ["tests/unit", "tests/integration", "tests/e2e"]
-    assert layers == ["$(FAST_LAYERS)", "tests/chaos"]
+    assert layers == ["$(FAST_LAYERS)", "tests/chaos", "tests/browser"]
     with_tests = {
         str(path.parent.relative_to(ROOT))
         for path in (ROOT / "tests").rglob("test_*.py")
         if "handler_pkg" not in path.parts and "broken_pkg" not in path.parts
     }
-    assert with_tests <= {*fast, "tests/chaos"}, "a test directory make test would not run"
+    assert with_tests <= {*fast, "tests/chaos", "tests/browser"}, (
+        "a test directory make test would not run"
+    )
