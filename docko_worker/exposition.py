@@ -190,12 +190,19 @@ class DaemonCollector(Collector):
             "Seconds the oldest due job of the queue has waited since its run_at (0: none due).",
             labels=["queue"],
         )
+        paused = GaugeMetricFamily(
+            "docko_queue_paused",
+            "1 while the queue is paused (docko-worker queues pause): no daemon claims from it.",
+            labels=["queue"],
+        )
         for sample in sampler.samples:
             jobs.add_metric([sample.queue_name, "available"], sample.available)
             jobs.add_metric([sample.queue_name, "running"], sample.running)
             age.add_metric([sample.queue_name], sample.oldest_due_age or 0.0)
+            paused.add_metric([sample.queue_name], 1.0 if sample.paused else 0.0)
         yield jobs
         yield age
+        yield paused
 
 
 def build_registry(collector: Collector) -> CollectorRegistry:

@@ -56,6 +56,7 @@ class QueueSample(NamedTuple):
     running: int
     oldest_due_age: float | None
     schema_version: int | None
+    paused: bool = False
 
 
 class JobStore:
@@ -338,7 +339,7 @@ class JobStore:
         """Per queue: available and running jobs (each counted up to ``count_cap``), the age in
         seconds of the oldest due job (None: nothing due), and the schema's version."""
         rows = await self._on(None).fetch(SQL.sample_queues, queues, count_cap, priorities_cap)
-        return [QueueSample(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+        return [QueueSample(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows]
 
     async def _ids(self, statement: str, *args: Any) -> set[UUID]:
         rows = await self._db.fetch(statement, *args)

@@ -613,8 +613,8 @@ UPDATE docko_periodic SET seen_at = now() WHERE name = ANY($1::text[])
 -- each served queue $1: its available and running jobs, each counted up to $2 (a bounded walk
 -- of the claim index, and of the running rows' index, however long the backlog or the history);
 -- the age of its oldest due job, found by a loose scan of the claim index that visits one entry
--- per distinct priority (up to $3 of them), so it costs a few index probes on any table; and the
--- schema version, for readiness.
+-- per distinct priority (up to $3 of them), so it costs a few index probes on any table; the
+-- schema version, for readiness; and whether the queue is paused (one primary-key probe).
 SELECT served.queue_name,
        (SELECT count(*) FROM (
             SELECT 1 FROM docko_jobs AS jobs
@@ -642,7 +642,9 @@ SELECT served.queue_name,
             WHERE heads.depth < $3)
         SELECT date_part('epoch', now() - min(heads.run_at)) FROM heads
         WHERE heads.run_at <= now()) AS oldest_due_age,
-       (SELECT max(version) FROM docko_schema_migrations) AS schema_version
+       (SELECT max(version) FROM docko_schema_migrations) AS schema_version,
+       COALESCE((SELECT queues.paused FROM docko_queues AS queues
+                 WHERE queues.name = served.queue_name), false) AS paused
 FROM unnest($1::text[]) AS served(queue_name)
 ORDER BY served.queue_name
 

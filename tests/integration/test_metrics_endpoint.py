@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -214,3 +214,23 @@ async def test_an_address_that_is_not_this_hosts_stops_the_start(
         daemon.register_handler("ok", ok)
         with pytest.raises(ConfigError, match=r"cannot serve HTTP on 192\.0\.2\.1"):
             await daemon.start()
+
+
+async def test_a_paused_queue_shows_in_its_gauge(http_config: Config) -> None:
+    async with running_queue(http_config, {"ok": ok}) as daemon:
+        url = base_url(daemon)
+        await daemon.pause(QUEUE)
+
+        def gauge_at(wanted: float) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                metrics = await read_metrics(url)
+                try:
+                    return metrics.value("docko_queue_paused", queue=QUEUE) == wanted
+                except KeyError:  # not sampled yet
+                    return False
+
+            return check
+
+        await wait_until(gauge_at(1), message="the paused gauge at 1")
+        await daemon.resume(QUEUE)
+        await wait_until(gauge_at(0), message="the paused gauge back at 0")
