@@ -191,7 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _print_error(exc: BaseException) -> None:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, asyncpg.PostgresError):
+    if isinstance(exc, asyncpg.UndefinedTableError) and '"docko_' in message:
+        message = (
+            f"the schema is not installed ({message}): run `{PROG} migrate` first "
+            "(`run` does it by itself unless DOCKO_AUTO_MIGRATE=false)"
+        )
+    elif isinstance(exc, asyncpg.PostgresError):
         message = f"database refused: {type(exc).__name__}: {message}"
     elif isinstance(exc, asyncpg.ClientConfigurationError):
         message = f"invalid database configuration: {hide_secrets(message, _configured_dsn())}"
