@@ -3,7 +3,8 @@
 DockoError
 ├── ConfigError          bad configuration (the CLI exits 2)
 ├── RegistryError        a handler that will not load, or two handlers for one job type
-├── PayloadError         a payload that is not JSON (raised before anything is written)
+├── PayloadError         a payload, priority or max_attempts refused before anything is written
+├── LeaseLost            transactional completion by an attempt that no longer holds its job
 ├── MigrationError       the schema could not be brought up to date
 └── LeaseLost            a transactional completion whose attempt no longer holds the job
 

@@ -44,6 +44,7 @@ async def _every(interval: float, sweep: Callable[[], Awaitable[object]], name: 
 class RescueResult:
     made_available: int = 0
     failed: int = 0
+    cancelled: int = 0
 
 
 class Rescuer:
@@ -60,6 +61,8 @@ class Rescuer:
             for row in rows:
                 if row["state"] == "failed":
                     result.failed += 1
+                elif row["state"] == "cancelled":  # an operator had asked it to stop
+                    result.cancelled += 1
                 else:
                     result.made_available += 1
                 log.warning(

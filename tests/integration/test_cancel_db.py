@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from docko_worker import DockoError, Job, JobState, Queue
+from docko_worker.maintenance import Rescuer
 from docko_worker.store import JobStore
 from tests.integration.operator_support import after_commit_of
 from tests.integration.support import store_of
@@ -300,3 +301,12 @@ async def test_cancel_jobs_works_through_more_jobs_than_a_page(
     await queue.enqueue_many("default", "ocr", [{}] * 30)
     assert await queue.cancel_jobs() == 30
     assert await queue.list_jobs(state="available") == []
+
+
+async def test_the_rescuer_counts_a_job_it_ended_cancelled_as_cancelled(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    await asked_to_stop(queue)
+    await db.execute("UPDATE docko_jobs SET lease_expires_at = now() - interval '1 second'")
+    result = await Rescuer(store_of(queue), queue.config).run_once()
+    assert (result.cancelled, result.made_available, result.failed) == (1, 0, 0)
