@@ -25,7 +25,7 @@ import asyncpg
 from .copy_format import COPY_COLUMNS, encode_copy_stream
 from .db import Runner
 from .job import Job, new_job_id_bytes, uuids_from_bytes
-from .pool import read_write
+from .pool import ReadWritePool, read_write
 from .statements import SQL
 
 NOTIFY_CHANNEL = "docko_jobs"
@@ -285,7 +285,7 @@ class JobStore:
     async def _custom_plans(self) -> AsyncIterator[Any]:
         """A connection in a transaction that plans each statement for its arguments."""
         runner: Any = self._on(None)
-        if isinstance(runner, asyncpg.Pool):
+        if isinstance(runner, ReadWritePool):  # a pool (see read_write)
             async with runner.acquire() as conn, conn.transaction():
                 await conn.execute(SQL.use_custom_plans)
                 yield conn
