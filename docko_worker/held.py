@@ -81,9 +81,12 @@ class HeldJobs:
         current = self._leased.get(job.id)
         return current is not None and current.attempt == job.attempt
 
-    def holds_id(self, job_id: UUID) -> bool:
-        """Whether some attempt of ``job_id`` is held here."""
-        return job_id in self._leased
+    def unstarted(self, job_id: UUID) -> Job | None:
+        """The held job ``job_id`` if it waits for a worker: claimed, not running, not settled."""
+        job = self._leased.get(job_id)
+        if job is None or job_id in self._running or job_id in self._awaiting_write:
+            return None
+        return job
 
     def awaiting_write(self, job: Job) -> bool:
         """Whether ``job``'s outcome is with the completer (its write decides what happened)."""

@@ -71,8 +71,9 @@ class Workers:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._next_index = 0
         self._stopping = False
-        # Cancel requests for jobs held here whose handler has not started yet.
-        self._cancel_when_started: dict[UUID, str | None] = {}
+        # Cancel requests for jobs held here whose handler has not started yet: the attempt
+        # asked about, and the reason.
+        self._cancel_when_started: dict[UUID, tuple[int, str | None]] = {}
 
     def start(self) -> None:
         for _ in range(self._count):
@@ -103,8 +104,10 @@ class Workers:
                 continue
             execution = Execution(job, task)
             held.start(execution)
-            if self._cancel_when_started and job.id in self._cancel_when_started:
-                executor.cancel(execution, self._cancel_when_started.pop(job.id))
+            if self._cancel_when_started:
+                pending = self._cancel_when_started.pop(job.id, None)
+                if pending is not None and pending[0] == job.attempt:
+                    executor.cancel(execution, pending[1])
             try:
                 outcome = await executor.run(execution, registered)
             except Exception:  # a fault of the daemon's own, not the handler's
@@ -148,8 +151,12 @@ class Workers:
         if execution is not None:
             self._executor.cancel(execution, reason)
             return True
-        if self._held.holds_id(job_id):
-            self._cancel_when_started[job_id] = reason
+        # Only a job waiting for a worker: one whose run is over (its outcome not yet written)
+        # is decided by that write, and a request kept for it would cancel its next attempt
+        # after an operator's retry.
+        waiting = self._held.unstarted(job_id)
+        if waiting is not None:
+            self._cancel_when_started[job_id] = (waiting.attempt, reason)
             return True
         return False
 

@@ -11,8 +11,11 @@ aimed at the daemons' backends never hits the test.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import signal
 import socket
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +117,28 @@ async def stop_all(fleet: Fleet[Daemon], within: float = EXIT_TIMEOUT) -> dict[i
     return {daemon.pid: await daemon.wait_exit(within) for daemon in running}
 
 
+async def kill_random_daemons(
+    fleet: Fleet[Daemon], env: Mapping[str, str], rng: random.Random, faults: Faults
+) -> None:
+    """Until cancelled: every 1.5-2.5 s, SIGKILL a random daemon of ``fleet`` (recorded in
+    ``faults.killed``) and start a new one with ``env`` in its place."""
+    while True:
+        await asyncio.sleep(rng.uniform(1.5, 2.5))
+        victim = rng.choice(fleet.running)
+        victim.send(signal.SIGKILL)
+        faults.killed[victim.pid] = time.time()
+        assert await victim.wait_exit() == -signal.SIGKILL
+        fleet.start(env)
+
+
+async def stop_task(task: asyncio.Task[None]) -> BaseException | None:
+    """Cancel a background task of the test and wait for it; returns what it failed with before,
+    if it did."""
+    task.cancel()
+    [outcome] = await asyncio.gather(task, return_exceptions=True)
+    return None if isinstance(outcome, asyncio.CancelledError) else outcome
+
+
 async def create_runs_table(dsn: str) -> None:
     conn = await connect(dsn)
     try:
@@ -156,16 +181,29 @@ class Producer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._pool.close()
 
-    async def enqueue(
-        self, payloads: Iterable[Any], *, job_type: str = WORK, max_attempts: int | None = None
-    ) -> list[UUID]:
-        """Enqueue ``payloads`` in statements of 500 jobs; returns the new ids in order."""
+    @property
+    def queue(self) -> Queue:
         assert self._queue is not None
+        return self._queue
+
+    async def enqueue(
+        self,
+        payloads: Iterable[Any],
+        *,
+        job_type: str = WORK,
+        max_attempts: int | None = None,
+        queue_name: str = QUEUE,
+        delay: float | None = None,
+    ) -> list[UUID]:
+        """Enqueue ``payloads`` in statements of 500 jobs, due now or after ``delay`` seconds;
+        returns the new ids in order."""
         items = list(payloads)
         ids: list[UUID] = []
         for start in range(0, len(items), 500):
             chunk = items[start : start + 500]
-            ids += await self._queue.enqueue_many(QUEUE, job_type, chunk, max_attempts=max_attempts)
+            ids += await self.queue.enqueue_many(
+                queue_name, job_type, chunk, max_attempts=max_attempts, delay=delay
+            )
         self.enqueued += ids
         return ids
 

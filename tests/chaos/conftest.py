@@ -72,10 +72,21 @@ def pytest_terminal_summary(
     terminalreporter.section("docko-worker chaos report")
     write(
         "execs: executions recorded by the handlers; dups: successful executions beyond the one "
-        "that completed the job; intr: executions cut off; unexec: attempts whose handler never "
-        "started"
+        "that completed the job; intr: executions cut off (those a cancel found running are "
+        "counted apart); unexec: attempts whose handler never started"
     )
-    header = ("fault", "jobs", "execs", "done", "failed", "dups", "intr", "unexec", "lost")
+    header = (
+        "fault",
+        "jobs",
+        "execs",
+        "done",
+        "failed",
+        "cancelled",
+        "dups",
+        "intr",
+        "unexec",
+        "lost",
+    )
     rows = [header] + [
         (
             r.fault,
@@ -83,6 +94,7 @@ def pytest_terminal_summary(
             str(r.executions),
             str(r.completed),
             str(r.failed),
+            str(r.cancelled),
             str(r.duplicate_count),
             str(sum(r.interrupted.values())),
             str(r.unexecuted_claims),
@@ -96,6 +108,11 @@ def pytest_terminal_summary(
     for r in report.results:
         details = [f"duplicates: {n} x {cause}" for cause, n in sorted(r.duplicates.items())]
         details += [f"interrupted: {n} x {cause}" for cause, n in sorted(r.interrupted.items())]
+        details += [
+            f"found running by a cancel: {n} x {how}" for how, n in sorted(r.cancelled_runs.items())
+        ]
+        if r.retried:
+            details.append(f"retried: {r.retried} jobs, {r.retried_completed} then completed")
         if r.unexecuted_claims:
             details.append(
                 f"unexecuted claims: {r.unexecuted_claims} (lease expired before the handler "

@@ -6,11 +6,12 @@ No database and no daemon: rows are plain dicts shaped like the checker's querie
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from chaos_checker import Faults, Result, check, check_slots
+from chaos_checker import Cancel, Faults, Result, Retry, check, check_slots
 
 pytestmark = pytest.mark.chaos
 
@@ -18,13 +19,22 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PID = 1000
 
 
-def job(job_id: uuid.UUID, state: str, attempt: int, last_error: str | None = None) -> Any:
+def job(
+    job_id: uuid.UUID,
+    state: str,
+    attempt: int,
+    last_error: str | None = None,
+    *,
+    max_attempts: int = 3,
+    cancel_requested: bool = False,
+) -> Any:
     return {
         "id": job_id,
         "state": state,
         "attempt": attempt,
-        "max_attempts": 3,
+        "max_attempts": max_attempts,
         "last_error": last_error,
+        "cancel_requested": cancel_requested,
     }
 
 
@@ -166,3 +176,226 @@ def test_a_backlog_or_a_stale_catch_up_after_downtime_is_a_problem() -> None:
     assert any("the backlog" in problem for problem in backlog.problems)
     stale = check_slots([second(n) for n in (*range(1, 21), 22, *range(31, 40))], 1.0, RAN)
     assert any("is not the latest" in problem for problem in stale.problems)
+
+
+# An operator's cancels and retries
+
+
+CANCELLED = "Cancelled: chaos operator"
+
+
+def cancel(job_id: uuid.UUID, at: float, state: str, attempt: int) -> Cancel:
+    """A cancel sent ``at`` seconds after T0 that returned the job ``state`` at ``attempt``."""
+    return Cancel(job_id, T0.timestamp() + at, state, attempt)
+
+
+def retry(
+    job_id: uuid.UUID,
+    at: float,
+    seen: str,
+    attempt: int,
+    *,
+    seen_max: int = 3,
+    seen_error: str | None = None,
+    state: str = "available",
+) -> Retry:
+    """A retry sent ``at`` seconds after T0 of a job the operator read ``seen`` at ``attempt``."""
+    if seen_error is None:
+        seen_error = CANCELLED if seen == "cancelled" else "ChaosFailure: x"
+    return Retry(
+        job_id,
+        T0.timestamp() + at,
+        seen_state=seen,
+        seen_max_attempts=seen_max,
+        seen_last_error=seen_error,
+        seen_cancel_requested=seen == "cancelled",
+        state=state,
+        attempt=attempt,
+        max_attempts=max(seen_max, attempt + 1),
+    )
+
+
+def operated(
+    jobs: list[Any],
+    runs: list[Any],
+    cancels: Sequence[Cancel] = (),
+    retries: Sequence[Retry] = (),
+    *,
+    cancelled_runs: set[tuple[uuid.UUID, int]] | None = None,
+) -> Result:
+    faults = Faults(cancels=list(cancels), retries=list(retries))
+    faults.cancelled_runs = cancelled_runs or set()
+    return checked(jobs, runs, faults)
+
+
+def test_cancels_and_retries_by_the_rules_have_no_problems() -> None:
+    running, waiting, failed, twice, finished_first = (uuid.uuid4() for _ in range(5))
+    result = operated(
+        [
+            # Cancelled while running: its handler interrupted, the daemon logged it.
+            job(running, "cancelled", 1, CANCELLED, cancel_requested=True),
+            # Cancelled while it waited, never claimed.
+            job(waiting, "cancelled", 0, CANCELLED, cancel_requested=True),
+            # Failed on its last attempt, retried: attempt 4 of 4 completed it.
+            job(failed, "completed", 4, "ChaosFailure: x", max_attempts=4),
+            # Cancelled running, retried, cancelled running again, retried, completed.
+            job(twice, "completed", 3, CANCELLED),
+            # Asked to stop, but its handler finished first: the success stands.
+            job(finished_first, "completed", 1, cancel_requested=True),
+        ],
+        [
+            run(running, 1, None),
+            *(run(failed, n, "fail", at=n) for n in (1, 2, 3)),
+            run(failed, 4, "ok", at=11),
+            run(twice, 1, None),
+            run(twice, 2, "ok", at=11),  # recorded ok as the cancel struck
+            run(twice, 3, "ok", at=21),
+            run(finished_first, 1, "ok"),
+        ],
+        [
+            cancel(running, 1, "running", 1),
+            cancel(waiting, 1, "cancelled", 0),
+            cancel(twice, 1, "running", 1),
+            cancel(twice, 12, "running", 2),
+            cancel(twice, 15, "cancelled", 2),  # already cancelled: nothing changed
+            cancel(finished_first, 1, "running", 1),
+        ],
+        [
+            retry(failed, 10, "failed", 3),
+            retry(twice, 10, "cancelled", 1),
+            retry(twice, 20, "cancelled", 2),
+        ],
+        cancelled_runs={(running, 1), (twice, 1), (twice, 2)},
+    )
+    assert result.problems == []
+    assert (result.completed, result.cancelled, result.retried, result.retried_completed) == (
+        3,
+        2,
+        2,
+        2,
+    )
+    assert result.duplicate_count == 0
+    assert result.cancelled_runs == {
+        "interrupted by the cancel": 2,
+        "succeeded as the cancel struck": 1,
+    }
+
+
+def test_a_cancelled_job_claimed_again_without_a_retry_did_not_stop() -> None:
+    a = uuid.uuid4()
+    result = operated(
+        [job(a, "cancelled", 2, CANCELLED, cancel_requested=True)],
+        [run(a, 1, "fail"), run(a, 2, None, at=2)],
+        [cancel(a, 1, "running", 1)],
+        cancelled_runs={(a, 2)},
+    )
+    assert any("did not stop" in problem for problem in result.problems)
+
+
+def test_cancelled_only_where_the_test_cancelled() -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    uncancelled = operated([job(a, "cancelled", 1, "Cancelled")], [run(a, 1, None)])
+    assert any("did not cancel it" in problem for problem in uncancelled.problems)
+    # Cancelled, retried, then cancelled again by no operator (no request stored since the
+    # retry); the test's later cancel found it cancelled already.
+    after_retry = operated(
+        [job(b, "cancelled", 2, "Cancelled")],
+        [run(b, 1, None), run(b, 2, None, at=11)],
+        [cancel(b, 1, "running", 1), cancel(b, 15, "cancelled", 2)],
+        [retry(b, 10, "cancelled", 1)],
+        cancelled_runs={(b, 1), (b, 2)},
+    )
+    assert any("cancelled by no operator" in problem for problem in after_retry.problems)
+    assert any("no cancel of the test found it running" in p for p in after_retry.problems)
+    # The failure shows what the test did to the job and what its handlers recorded.
+    [history] = after_retry.histories
+    assert "found the job running at attempt 1" in history
+    assert "left it available at attempt 1 of 3" in history
+    assert "attempt 2 started in pid 1000, never finished" in history
+
+
+def test_a_cancelled_job_must_end_as_its_cancel_allows() -> None:
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    result = operated(
+        [
+            # Cancelled while it waited, yet completed.
+            job(a, "completed", 1, cancel_requested=True),
+            # Asked to stop while running, yet failed.
+            job(b, "failed", 1, "ChaosFailure: x", max_attempts=1, cancel_requested=True),
+            # Cancelled, but last_error does not say so.
+            job(c, "cancelled", 1, "ChaosFailure: x", cancel_requested=True),
+        ],
+        [run(a, 1, "ok", at=2), run(b, 1, "fail"), run(c, 1, "fail")],
+        [
+            cancel(a, 1, "cancelled", 1),
+            cancel(b, 1, "running", 1),
+            cancel(c, 1, "running", 1),
+        ],
+    )
+    problems = "\n".join(result.problems)
+    assert f"job {a}" in problems and "ended completed, but a cancel found it cancelled" in problems
+    assert f"job {b}" in problems and "ended failed, but a cancel found it running" in problems
+    assert f"job {c}" in problems and "with last_error 'ChaosFailure: x'" in problems
+
+
+def test_a_cut_off_run_of_a_cancelled_job_needs_the_daemons_word_or_a_kill() -> None:
+    a = uuid.uuid4()
+    jobs = [job(a, "cancelled", 1, CANCELLED, cancel_requested=True)]
+    cancels = [cancel(a, 1, "running", 1)]
+    for outcome in (None, "ok"):
+        runs = [run(a, 1, outcome)]
+        unexplained = operated(jobs, runs, cancels)
+        assert any("cancel found running" in problem for problem in unexplained.problems)
+        assert operated(jobs, runs, cancels, cancelled_runs={(a, 1)}).problems == []
+        killed = Faults(cancels=cancels, killed={PID: T0.timestamp() + 1})
+        assert checked(jobs, runs, killed).problems == []
+
+
+def test_a_retried_attempt_counts_on_and_starts_after_the_retry() -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    jobs = [job(a, "completed", 4, max_attempts=4)]
+    runs = [*(run(a, n, "fail", at=n) for n in (1, 2, 3)), run(a, 4, "ok", at=11)]
+    assert operated(jobs, runs, retries=[retry(a, 10, "failed", 3)]).problems == []
+    # Without the retry, attempt 4 is beyond the 3 the job had (and it failed early).
+    unretried = operated([job(a, "completed", 4, max_attempts=3)], runs)
+    assert any("exceeds max_attempts" in problem for problem in unretried.problems)
+    early = operated(jobs, runs, retries=[retry(a, 12, "failed", 3)])
+    assert any("before the retry was sent" in problem for problem in early.problems)
+    # A retry that ran the failed attempt again instead of the next one.
+    again = operated(
+        [job(b, "completed", 1)],
+        [run(b, 1, "fail"), run(b, 1, "ok", at=11)],
+        retries=[retry(b, 10, "failed", 1, seen_max=1)],
+    )
+    assert any("more than once" in problem for problem in again.problems)
+
+
+def test_a_retry_must_leave_the_job_available_with_one_more_attempt() -> None:
+    a = uuid.uuid4()
+    refused = operated(
+        [job(a, "failed", 3, "ChaosFailure: x")],
+        [run(a, n, "fail", at=n) for n in (1, 2, 3)],
+        retries=[retry(a, 10, "failed", 3, state="failed")],
+    )
+    assert any("left it failed" in problem for problem in refused.problems)
+    stingy = Retry(a, T0.timestamp() + 10, "failed", 3, "ChaosFailure: x", False, "available", 3, 3)
+    no_more = operated(
+        [job(a, "failed", 3, "ChaosFailure: x")],
+        [run(a, n, "fail", at=n) for n in (1, 2, 3)],
+        retries=[stingy],
+    )
+    assert any("allowed no further attempt" in problem for problem in no_more.problems)
+
+
+def test_an_epoch_before_a_retry_is_held_to_the_rules() -> None:
+    a = uuid.uuid4()
+    # Read as failed at attempt 2 of 3 (not its last) and retried; attempt 3 completed it.
+    result = operated(
+        [job(a, "completed", 3)],
+        [run(a, 1, "fail"), run(a, 2, "fail", at=2), run(a, 3, "ok", at=11)],
+        retries=[retry(a, 10, "failed", 2, seen_max=3)],
+    )
+    assert any(
+        "before its retry at attempt 2: failed before its last attempt" in problem
+        for problem in result.problems
+    )
