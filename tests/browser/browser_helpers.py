@@ -153,7 +153,18 @@ class Browser:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def text(self) -> str:
-        return str(self.find("body").text)
+        return self.text_of("body")
+
+    def text_of(self, css: str) -> str:
+        """The rendered text of the first element ``css`` matches ("" when none), read in one
+        script: the pages swap their fragments every few seconds, and an element found first and
+        read after such a swap is stale."""
+        text = self.driver.execute_script(
+            "const found = document.querySelector(arguments[0]);"
+            " return found ? found.innerText : '';",
+            css,
+        )
+        return str(text)
 
     def wait_for(self, css: str, what: str, timeout: float = SEEN_WITHIN) -> WebElement:
         return wait_until_blocking(

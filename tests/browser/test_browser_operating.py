@@ -59,6 +59,30 @@ def workload(db: Database) -> dict[str, str]:
     return {"failed": str(failed.id), "flaky": str(flaky.id)}
 
 
+# The overview's cards, daemons and chart, read in one go (see the test below).
+OVERVIEW_SNAPSHOT = """
+const cards = {};
+for (const card of document.querySelectorAll("article.card")) {
+    const counts = {};
+    for (const cell of card.querySelectorAll("[class*='count-']")) {
+        const state = [...cell.classList].find(
+            (c) => c.startsWith("count-") && c !== "count-value"
+        );
+        const value = cell.querySelector(".count-value");
+        if (state && value) counts[state.slice("count-".length)] = value.textContent.trim();
+    }
+    const pill = card.querySelector(".pill");
+    cards[card.dataset.queue] = {counts: counts, pill: pill ? pill.textContent : ""};
+}
+const daemons = document.querySelector("#daemons-title + .table-wrap");
+return {
+    cards: cards,
+    daemons: daemons ? daemons.innerText : "",
+    completed_bars: document.querySelectorAll(".chart .bar-completed").length,
+};
+"""
+
+
 @dataclass(frozen=True)
 class Busy:
     """A daemon that ran ``workload``, and a dashboard over it."""
@@ -90,19 +114,21 @@ def test_overview_shows_the_queues_of_a_real_workload_and_refreshes_itself(
     dashboard = start_dashboard()
     chromium.get(dashboard.url + "/")
 
-    shown = {card.get_attribute("data-queue"): card for card in chromium.find_all("article.card")}
+    # Read in one script: the page swaps its fragments every few seconds, and an element read
+    # across a swap is stale.
+    page = chromium.driver.execute_script(OVERVIEW_SNAPSHOT)
+    shown = page["cards"]
     infos = db.queues()
     assert set(shown) == set(infos) == {"documents", "previews", "emails", "held"}
     for name, info in infos.items():
         card = shown[name]
         for state, count in info.counts.items():
-            value = card.find_element("css selector", f".count-{state} .count-value").text
-            assert value == f"{count:,}", (name, state)
-        assert ("paused" in card.find_element("css selector", ".pill").text) is info.paused
-    daemons = chromium.find("#daemons-title + .table-wrap").text
+            assert card["counts"].get(state) == f"{count:,}", (name, state)
+        assert ("paused" in card["pill"]) is info.paused
+    daemons = page["daemons"]
     assert daemon.worker_id is not None and daemon.worker_id in daemons
     assert "ocr-7f9c:1:3be2a1c0" in daemons  # the history's daemon, seen in the last 5 minutes
-    assert len(chromium.find_all(".chart .bar-completed")) > 50
+    assert page["completed_bars"] > 50
     chromium.screenshot(SCREENSHOTS / "overview.png")
 
     # The page refreshes itself: new jobs show up, the scroll position stays.
@@ -112,9 +138,7 @@ def test_overview_shows_the_queues_of_a_real_workload_and_refreshes_itself(
     for n in range(3):
         db.enqueue("held", "thumbnail", {"document_id": 6000 + n})
     wait_until_blocking(
-        lambda: (
-            chromium.find("article[data-queue='held'] .count-available .count-value").text == "7"
-        ),
+        lambda: chromium.text_of("article[data-queue='held'] .count-available .count-value") == "7",
         SEEN_WITHIN,
         message="the held queue's card to show 7 available jobs without a reload",
     )
@@ -150,33 +174,43 @@ def test_an_operator_finds_a_failed_job_sees_its_errors_and_retries_it(
         message="the jobs page to refresh itself",
     )
     assert "state=failed" in chromium.driver.current_url
-    assert Select(chromium.find("#filter-state")).first_selected_option.text.endswith("failed")
-    assert len(chromium.find_all("tbody tr[data-state='failed']")) == 2
+    listed = chromium.driver.execute_script(
+        "const state = document.querySelector('#filter-state');"
+        " return {state: state.options[state.selectedIndex].text,"
+        " failed: document.querySelectorAll(\"tbody tr[data-state='failed']\").length};"
+    )
+    assert listed["state"].endswith("failed")
+    assert listed["failed"] == 2
 
     chromium.click(f"tr[data-job-id='{ids['flaky']}'] a")
-    errors = chromium.find_all(".attempt-error")
-    assert [error.find_element("css selector", ".attempt-number").text for error in errors] == [
-        "attempt 3",
-        "attempt 2",
-        "attempt 1",
-    ]
+    # Read in one script, as the page refreshes itself (see OVERVIEW_SNAPSHOT).
+    errors = chromium.driver.execute_script(
+        "return [...document.querySelectorAll('.attempt-error')].map((e) => ({"
+        " number: e.querySelector('.attempt-number').innerText, text: e.innerText,"
+        " title: e.querySelector('time').getAttribute('title'),"
+        " stamp: e.querySelector('time').innerText}));"
+    )
+    assert [error["number"] for error in errors] == ["attempt 3", "attempt 2", "attempt 1"]
     for n, error in zip((3, 2, 1), errors, strict=True):
-        assert f"attempt {n}: the OCR service did not answer" in error.text
-        stamp = error.find_element("css selector", "time")
-        assert stamp.get_attribute("title").endswith(" UTC")  # the exact time, on hover
-        assert stamp.text.endswith("ago") or stamp.text == "just now"
-    assert '"language": "deu+eng"' in chromium.find("#payload").text
+        assert f"attempt {n}: the OCR service did not answer" in error["text"]
+        assert error["title"].endswith(" UTC")  # the exact time, on hover
+        assert error["stamp"].endswith("ago") or error["stamp"] == "just now"
+    assert '"language": "deu+eng"' in chromium.text_of("#payload")
     chromium.screenshot(SCREENSHOTS / "job.png")
 
     chromium.click("#retry-job")
-    assert "retried" in chromium.find(".notice").text
+    assert "retried" in chromium.text_of(".notice")
     chromium.wait_for("article.job[data-state='completed']", "the job page to show it completed")
     assert db.job(ids["flaky"]).state.value == "completed"
 
     chromium.get(dashboard.url + "/jobs?queue=documents")
-    row = chromium.find(f"tr[data-job-id='{ids['flaky']}']")
-    assert row.get_attribute("data-state") == "completed"
-    assert "completed" in row.text
+    row = chromium.driver.execute_script(
+        "const row = document.querySelector(arguments[0]);"
+        " return {state: row.dataset.state, text: row.innerText};",
+        f"tr[data-job-id='{ids['flaky']}']",
+    )
+    assert row["state"] == "completed"
+    assert "completed" in row["text"]
     assert chromium.console_errors() == []
 
 
@@ -186,9 +220,9 @@ def test_retry_everything_a_filter_matches_after_a_confirmation_with_the_count(
     ids, dashboard = busy.ids, busy.dashboard
     chromium.get(dashboard.url + "/jobs?queue=documents&state=failed")
     chromium.click("#retry-all")
-    assert chromium.find("h1").text == "Retry 2 failed jobs?"
+    assert chromium.text_of("h1") == "Retry 2 failed jobs?"
     chromium.click("#confirm")
-    assert "Retried 2 jobs." in chromium.find(".notice").text
+    assert "Retried 2 jobs." in chromium.text_of(".notice")
     db.wait_state(ids["flaky"], "completed")
     db.wait_state(ids["failed"], "failed")  # broken: fails its new attempt too
 
@@ -227,8 +261,8 @@ def test_pause_and_resume_a_queue(
     card = "article[data-queue='documents']"
     chromium.wait_for(f"{card} button[data-action='pause']", "a pause button")
     chromium.click(f"{card} button[data-action='pause']")
-    assert "Queue paused" in chromium.find(".notice").text
-    assert "paused" in chromium.find(f"{card} .pill").text
+    assert "Queue paused" in chromium.text_of(".notice")
+    assert "paused" in chromium.text_of(f"{card} .pill")
     assert db.queues()["documents"].paused
 
     held = db.enqueue("documents", "ocr", {"document_id": 2})
@@ -237,6 +271,6 @@ def test_pause_and_resume_a_queue(
     assert db.job(held.id).state.value == "available"
 
     chromium.click(f"{card} button[data-action='resume']")
-    assert "Queue resumed" in chromium.find(".notice").text
+    assert "Queue resumed" in chromium.text_of(".notice")
     db.wait_state(held.id, "completed")
     assert not db.queues()["documents"].paused

@@ -51,14 +51,14 @@ def test_hostile_names_payloads_and_errors_render_as_text_and_run_nothing(
         assert chromium.find_all("img, svg[onload], script:not([src])") == [], page
         assert HOSTILE_QUEUE in chromium.text(), page
         assert chromium.console_errors() == [], page
-    assert HOSTILE_PAYLOAD["html"] in chromium.find("#payload").text
-    payload = chromium.find("#payload").text
+    assert HOSTILE_PAYLOAD["html"] in chromium.text_of("#payload")
+    payload = chromium.text_of("#payload")
     # Control and invisible characters are shown as escapes, never raw.
     assert '"binary": "\\u0001\\u0002\\u0003\\x7f\\u202e\\ufeff\\u001b[31mÿþ€"' in payload
     page = chromium.text()
     assert not [c for c in page if (ord(c) < 32 and c not in "\n\t") or c in "\u202e\ufeff"]
-    assert "<img src=x onerror=" in chromium.find(".attempt-error").text
-    assert "\\x07\\x08" in chromium.find(".attempt-error").text
+    assert "<img src=x onerror=" in chromium.text_of(".attempt-error")
+    assert "\\x07\\x08" in chromium.text_of(".attempt-error")
     assert chromium.driver.execute_script("return document.body.scrollWidth") <= 1280
 
     status, headers, body = dashboard.request(f"/jobs/{job.id}", headers=AUTH)
@@ -81,7 +81,7 @@ def test_read_only_mode_shows_no_action_and_refuses_forged_ones(
     dashboard = start_dashboard(DOCKO_DASHBOARD_READ_ONLY="true")
     for page in ["/", "/jobs?state=failed", f"/jobs/{failed.id}", f"/jobs/{running.id}"]:
         chromium.get(dashboard.url + page)
-        assert "read-only" in chromium.find(".topbar").text
+        assert "read-only" in chromium.text_of(".topbar")
         assert (
             chromium.find_all(
                 "form[method='post'], button[data-action], #retry-all, "
