@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import textwrap
@@ -45,6 +46,8 @@ from .registry import ENTRY_POINT_GROUP, HandlerRegistry, load_periodic_entry_po
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
+# What a shell reports for a process ended by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
 PROG = "docko-worker"
 
 log = structlog.get_logger("docko_worker.cli")
@@ -178,6 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DockoError, asyncpg.PostgresError, asyncpg.ClientConfigurationError) as exc:
         _print_error(exc)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`docko-worker jobs list | head`): not a database problem. The
+        # output left in the buffer goes nowhere, and the status says a pipe closed, as SIGPIPE's.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except CONNECT_ERRORS as exc:
         # Only one-shot commands get here: `run` waits for the database instead.
         dsn = _configured_dsn()
@@ -187,6 +195,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _print_error(exc: BaseException) -> None:
