@@ -35,7 +35,7 @@ from .alarm import Alarm
 from .db import is_transient
 from .errors import describe_error
 from .held import HeldJobs
-from .job import Job
+from .job import Job, job_id_of
 from .metrics import LEASE_LOST, WRITE_REJECTED, Metrics
 from .retry import reconnect_delay
 from .settle import settle
@@ -44,12 +44,8 @@ from .store import JobStore
 log = structlog.get_logger("docko_worker.completer")
 
 
-def _job_id(job: Job) -> UUID:
-    return job.id
-
-
 def _first_id(item: tuple[Job, Any] | tuple[Job, Any, Any]) -> UUID:
-    return item[0].id
+    return job_id_of(item[0])
 
 
 @dataclass(slots=True)
@@ -95,11 +91,11 @@ class _Pending:
         return batch
 
     def sort_by_id(self) -> None:
-        self.completed.sort(key=_job_id)
+        self.completed.sort(key=job_id_of)
         self.retried.sort(key=_first_id)
         self.failed.sort(key=_first_id)
-        self.released.sort(key=_job_id)
-        self.cancelled.sort(key=_job_id)
+        self.released.sort(key=job_id_of)
+        self.cancelled.sort(key=job_id_of)
 
     def put_back(self, other: _Pending) -> None:
         """Return ``other``'s outcomes to the front of the line."""

@@ -20,7 +20,7 @@ import structlog
 from .config import Config
 from .errors import describe_error
 from .held import HeldJobs
-from .job import Job
+from .job import job_id_of
 from .metrics import LEASE_LOST, Metrics
 from .store import JobStore
 
@@ -64,7 +64,7 @@ class Heartbeat:
         """Extend every held lease; returns how many were lost."""
         held = self._held
         # In id order, as the completer's writes lock theirs: no deadlock between the two.
-        jobs = sorted(held.leased(), key=_job_id)
+        jobs = sorted(held.leased(), key=job_id_of)
         if not jobs:
             return 0
         try:
@@ -98,7 +98,3 @@ class Heartbeat:
                 if cancel_requested:
                     self._on_cancel_requested(job_id)
         return len(lost)
-
-
-def _job_id(job: Job) -> UUID:
-    return job.id

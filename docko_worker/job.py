@@ -98,6 +98,11 @@ def new_job_id() -> UUID:
     return new_job_ids(1)[0]
 
 
+def job_id_of(job: Job) -> UUID:
+    """A job's id: the key that puts jobs in the order their rows are locked in."""
+    return job.id
+
+
 class JobState(StrEnum):
     AVAILABLE = "available"
     RUNNING = "running"

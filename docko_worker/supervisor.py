@@ -205,7 +205,7 @@ class Supervisor:
         self._completer.start()
         self._loop_monitor.start()
         # The fetcher first: the first claim goes out before the workers take their first step.
-        self._fetcher_task = self._watch("docko-fetcher", self._fetcher.run)
+        self._fetcher_task = self._watch("docko-fetcher", self._fetcher.run, side=False)
         self._workers.start()
         self._watch("docko-heartbeat", self._heartbeat.run)
         self._watch("docko-rescuer", Rescuer(self._store, config).run)
@@ -234,7 +234,7 @@ class Supervisor:
         side: bool = True,
     ) -> asyncio.Task[None]:
         task = asyncio.create_task(self._supervise(name, factory), name=name)
-        if side and name != "docko-fetcher":
+        if side:
             self._side_tasks.append(task)
         return task
 

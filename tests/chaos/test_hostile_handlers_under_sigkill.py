@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
-import time
 
 import pytest
 from chaos_checker import ChaosReport, Faults
-from chaos_harness import Fleet, Producer, connect, daemon_env, stop_and_check, wait_until_final
+from chaos_harness import (
+    Fleet,
+    Producer,
+    connect,
+    daemon_env,
+    kill_random_daemons,
+    stop_and_check,
+    stop_task,
+    wait_until_final,
+)
 from chaos_harness import workload as make_workload
 
 pytestmark = pytest.mark.chaos
@@ -43,17 +50,8 @@ async def test_hostile_handlers_under_sigkill_strand_nothing(
     for _ in range(DAEMONS):
         fleet.start(env)
 
-    async def killer() -> None:
-        while True:
-            await asyncio.sleep(rng.uniform(1.5, 2.5))
-            victim = rng.choice(fleet.running)
-            victim.send(signal.SIGKILL)
-            faults.killed[victim.pid] = time.time()
-            assert await victim.wait_exit() == -signal.SIGKILL
-            fleet.start(env)
-
     conn = await connect(chaos_db)
-    task = asyncio.create_task(killer())
+    task = asyncio.create_task(kill_random_daemons(fleet, env, rng, faults))
     try:
         await wait_until_final(conn, fleet, len(ids))
         rows = await conn.fetch(
@@ -62,11 +60,9 @@ async def test_hostile_handlers_under_sigkill_strand_nothing(
             hostile_ids,
         )
     finally:
-        task.cancel()
-        [outcome] = await asyncio.gather(task, return_exceptions=True)
+        killer_failed = await stop_task(task)
         await conn.close()
-    if not isinstance(outcome, asyncio.CancelledError):
-        raise AssertionError(f"the killer failed: {outcome!r}")
+    assert killer_failed is None, f"the killer failed: {killer_failed!r}"
 
     result = await stop_and_check("hostile handlers + SIGKILL", chaos_db, fleet, ids, faults)
     result.notes["hostile shapes"] = ", ".join(SHAPES)

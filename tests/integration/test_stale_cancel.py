@@ -8,12 +8,13 @@ import asyncio
 from collections.abc import Callable
 
 from docko_worker import Config, Job, JobState
+from docko_worker.registry import Handler
 from tests.integration.support import running_queue, supervisor_of, wait_for_state
 
 
-async def test_a_cancel_arriving_while_the_outcome_awaits_its_write_cancels_the_retried_job(
-    make_config: Callable[..., Config],
-) -> None:
+def slow_first_attempt() -> tuple[asyncio.Event, list[int], Handler]:
+    """A handler whose first attempt runs a minute and later ones a moment: the event it sets
+    when it starts, and the attempts it ran."""
     started = asyncio.Event()
     runs: list[int] = []
 
@@ -22,6 +23,13 @@ async def test_a_cancel_arriving_while_the_outcome_awaits_its_write_cancels_the_
         started.set()
         await asyncio.sleep(60 if job.attempt == 1 else 0.05)
 
+    return started, runs, slow
+
+
+async def test_a_cancel_arriving_while_the_outcome_awaits_its_write_cancels_the_retried_job(
+    make_config: Callable[..., Config],
+) -> None:
+    started, runs, slow = slow_first_attempt()
     # The outcome waits up to 1 s for its write; nothing else changes.
     config = make_config(listen=True, completion_flush_interval=1.0)
     async with running_queue(config, {"ocr": slow}) as queue:
@@ -45,14 +53,7 @@ async def test_a_cancel_arriving_while_the_outcome_awaits_its_write_cancels_the_
 async def test_the_heartbeats_report_of_the_request_does_not_cancel_the_retry_either(
     make_config: Callable[..., Config],
 ) -> None:
-    started = asyncio.Event()
-    runs: list[int] = []
-
-    async def slow(job: Job) -> None:
-        runs.append(job.attempt)
-        started.set()
-        await asyncio.sleep(60 if job.attempt == 1 else 0.05)
-
+    started, runs, slow = slow_first_attempt()
     config = make_config(
         listen=False, completion_flush_interval=1.0, visibility_timeout=3, heartbeat_interval=0.1
     )
