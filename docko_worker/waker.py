@@ -87,8 +87,9 @@ class Waker:
                     failures += 1
                     was_connected = self.connected.is_set()
                     self.connected.clear()
-                    await self._close()
                     delay = reconnect_delay(failures, self._base_backoff, self._max_backoff)
+                    # Said before the connection is closed: whoever sees it gone (a test, an
+                    # operator watching pg_stat_activity) finds the reason already logged.
                     log.warning(
                         "listen_connection_lost" if was_connected else "listen_connect_failed",
                         error=describe_connection_error(exc, self._config.database_url),
@@ -96,6 +97,7 @@ class Waker:
                         retry_in=round(delay, 2),
                         polling_every=self._config.poll_interval,
                     )
+                    await self._close()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
         finally:
