@@ -276,7 +276,9 @@ async def test_daemon_that_lost_its_lease_does_not_overwrite_the_new_owner(
         started.set()
         await gate.wait()
 
-    async with running_queue(make_config(), {"ocr": paused}) as queue:
+    # One worker, busy with the paused handler: the daemon cannot claim the rescued job itself
+    # before the other worker does.
+    async with running_queue(make_config(worker_count=1), {"ocr": paused}) as queue:
         supervisor = supervisor_of(queue)
         job = await queue.enqueue("default", "ocr", {})
         await asyncio.wait_for(started.wait(), 10)
