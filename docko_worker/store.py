@@ -35,6 +35,12 @@ CONTROL_CHANNEL = "docko_control"
 
 JOBS_TABLE = "docko_jobs"
 
+# Most lanes (served queues x handled job types) a claim locks as it reads them (claim_jobs);
+# beyond, it reads them unlocked and locks only what it takes (claim_jobs_merged). Measured on the
+# bare claim loop: with every lane backlogged, locking while reading is the faster of the two
+# up to a few lanes; 200 queues of 100 jobs each burned down about 1.5 times faster merged.
+LOCKED_LANES = 4
+
 
 @dataclass(frozen=True, slots=True)
 class JobFilter:
@@ -161,9 +167,9 @@ class JobStore:
         if conn is None or isinstance(conn, asyncpg.Pool):
             pool: Any = conn or self._db
             async with pool.acquire() as pooled:
-                await _copy_and_notify(pooled, stream, queue_name)
+                await _copy_and_notify(pooled, stream, queue_name, job_type)
         else:
-            await _copy_and_notify(conn, stream, queue_name)
+            await _copy_and_notify(conn, stream, queue_name, job_type)
         return uuids_from_bytes(id_bytes)
 
     async def find_unfinished_by_dedupe_key(
@@ -188,9 +194,9 @@ class JobStore:
     ) -> list[Job]:
         """The jobs claimed. With ``undecodable``, a job whose payload cannot be decoded goes
         there with the reason instead, and the rest are returned; without, the claim raises."""
-        rows = await self._db.fetch(
-            SQL.claim_jobs, queues, job_types, limit, worker_id, lease_seconds
-        )
+        few_lanes = len(queues) * len(job_types) <= LOCKED_LANES
+        statement = SQL.claim_jobs if few_lanes else SQL.claim_jobs_merged
+        rows = await self._db.fetch(statement, queues, job_types, limit, worker_id, lease_seconds)
         if undecodable is None:
             return Job.from_records(rows)
         jobs, spoiled = Job.from_claimed_records(rows)
@@ -346,13 +352,15 @@ class JobStore:
         return {row[0] for row in rows}
 
 
-async def _copy_and_notify(conn: Any, stream: Iterator[bytes], queue_name: str) -> None:
+async def _copy_and_notify(
+    conn: Any, stream: Iterator[bytes], queue_name: str, job_type: str
+) -> None:
     # A transaction, or a savepoint inside the caller's.
     async with conn.transaction():
         await conn.copy_to_table(
             JOBS_TABLE, source=_aiter(stream), columns=COPY_COLUMNS, format="binary"
         )
-        await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name)
+        await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name, job_type)
 
 
 async def _aiter(items: Iterator[bytes]) -> AsyncIterator[bytes]:

@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import structlog
@@ -75,15 +75,30 @@ SIDE_TASK_HEALTHY_RUN = 60.0
 UNWRITTEN_IDS_LOGGED = 100
 
 
-def parse_wake_payload(payload: str) -> tuple[str, float | None]:
-    """``(queue name, due time as epoch seconds or None)`` of a jobs-channel notification."""
+class WakeNotice(NamedTuple):
+    """A jobs-channel notification: new jobs in ``queue``, due at ``due`` (epoch seconds; None:
+    now), of ``job_types`` (None: not named, any type may be among them)."""
+
+    queue: str
+    due: float | None = None
+    job_types: frozenset[str] | None = None
+
+
+def parse_wake_payload(payload: str) -> WakeNotice:
+    """The notice of a jobs-channel notification (see ``wake_payload`` in queries.sql). A payload
+    that is not such an object is a queue's name: the form of ``requeue_jobs``, periodic slots,
+    and producers of earlier versions."""
     if payload.startswith("{"):
         try:
             data = json.loads(payload)
-            return str(data["queue"]), float(data["run_at"])
+            queue = str(data["queue"])
+            due = None if data.get("due_now") else float(data["run_at"])
+            types = data.get("job_types")
+            job_types = None if types is None else frozenset(str(name) for name in types)
+            return WakeNotice(queue, due, job_types)
         except (ValueError, KeyError, TypeError):
             pass  # a queue whose name starts with a brace
-    return payload, None
+    return WakeNotice(payload)
 
 
 def make_worker_id() -> str:
@@ -110,6 +125,7 @@ class Supervisor:
         self.queues = list(dict.fromkeys(queues))
         self.worker_id = worker_id or make_worker_id()
         self._registry = registry
+        self._handled = frozenset(registry.job_types)
         self._store = store
         self._held = held = HeldJobs()
         handoff: Handoff[Job | None] = Handoff()
@@ -267,9 +283,11 @@ class Supervisor:
             # The LISTEN connection (re)connected: announcements may have been missed.
             self._fetcher.look_ahead()
             return
-        queue_name, due = parse_wake_payload(payload)
+        queue_name, due, job_types = parse_wake_payload(payload)
         if queue_name not in self.queues:
             return
+        if job_types is not None and job_types.isdisjoint(self._handled):
+            return  # nothing this daemon can run: an idle claim would find none of it
         if due is None:
             self._fetcher.wake()
         else:

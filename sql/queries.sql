@@ -85,12 +85,17 @@ SELECT version, name, applied_at FROM docko_schema_migrations ORDER BY version
 INSERT INTO docko_schema_migrations (version, name) VALUES ($1, $2)
 
 -- fragment: wake_payload
--- The notification of queue `queue_name` whose earliest new job is due at `due`: the queue name
--- alone when the job is due now, or {"queue": ..., "run_at": epoch seconds} when it is due later,
--- so an idle daemon sets an alarm for that moment instead of waiting for its next poll.
-CASE WHEN due > now()
-     THEN json_build_object('queue', queue_name, 'run_at', date_part('epoch', due))::text
-     ELSE queue_name END
+-- The notification of queue `queue_name` whose earliest new job is due at `due`, with `job_types`
+-- (text[]) the types of its new jobs: {"queue": ..., "run_at": epoch seconds, "due_now": bool,
+-- "job_types": [...]}. An idle daemon that handles none of the types is not woken by it (jobs of
+-- a type it cannot run would only cost it an empty claim); one that does claims at once, or sets
+-- an alarm for the due time instead of waiting for its next poll. The types are left out (null:
+-- every daemon of the queue wakes) past 4,000 bytes, well inside NOTIFY's payload limit. Daemons
+-- of an earlier version read the queue and run_at, and wake at the due time.
+jsonb_build_object(
+    'queue', queue_name, 'run_at', date_part('epoch', due), 'due_now', due <= now(),
+    'job_types', CASE WHEN octet_length(array_to_json(job_types)::text) <= 4000
+                      THEN array_to_json(job_types) END)::text
 
 -- name: enqueue_job
 -- One job; with a dedupe key matching an unfinished job nothing is inserted and no row returns.
@@ -106,14 +111,14 @@ WITH inserted AS (
     RETURNING *
 ), notified AS (
     SELECT count(pg_notify($9, {{wake_payload}})) AS notifications
-    FROM (SELECT queue_name, run_at AS due FROM inserted) AS job
+    FROM (SELECT queue_name, run_at AS due, ARRAY[job_type] AS job_types FROM inserted) AS job
 )
 SELECT {{job_columns}} FROM inserted, notified
 
 -- name: enqueue_jobs
 -- Many jobs in one statement (parallel arrays; a NULL run_at means now), each due $8 seconds
 -- after its run_at, all with the headers $9 (JSON text, or NULL). One NOTIFY per queue, not per
--- job, naming the earliest due time.
+-- job, naming the earliest due time and the job types.
 WITH inserted AS (
     INSERT INTO docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, run_at, headers)
     SELECT {{new_job_id}}, item.queue_name, item.job_type, item.payload::json, item.priority,
@@ -122,10 +127,11 @@ WITH inserted AS (
     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::timestamptz[])
          WITH ORDINALITY AS item(queue_name, job_type, payload, priority, max_attempts, run_at, position)
     ORDER BY item.position
-    RETURNING id, queue_name, run_at
+    RETURNING id, queue_name, job_type, run_at
 ), notified AS (
     SELECT count(pg_notify($7, {{wake_payload}})) AS notifications
-    FROM (SELECT queue_name, min(run_at) AS due FROM inserted GROUP BY queue_name) AS queues
+    FROM (SELECT queue_name, min(run_at) AS due, array_agg(DISTINCT job_type) AS job_types
+          FROM inserted GROUP BY queue_name) AS queues
 )
 SELECT inserted.id FROM inserted, notified
 
@@ -135,8 +141,10 @@ SELECT inserted.id FROM inserted, notified
 COPY docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, headers) FROM STDIN (FORMAT binary)
 
 -- name: notify_queue
--- Wakes idle workers of queue $2 once the surrounding transaction commits (after a COPY).
-SELECT pg_notify($1, $2)
+-- Wakes idle workers of queue $2 that handle job type $3 once the surrounding transaction
+-- commits (after a COPY, whose jobs are due now).
+SELECT pg_notify($1, {{wake_payload}})
+FROM (SELECT $2::text AS queue_name, now() AS due, ARRAY[$3::text] AS job_types) AS copied
 
 -- name: find_unfinished_by_dedupe_key
 SELECT {{job_columns}} FROM docko_jobs
@@ -145,38 +153,40 @@ WHERE dedupe_key = $1 AND state IN ('available', 'running')
 -- name: get_job
 SELECT {{job_columns}} FROM docko_jobs WHERE id = $1
 
--- name: claim_jobs
--- Due jobs of the given queues and job types, best priority (lowest number) first, then oldest
--- run_at. The MATERIALIZED CTE is a fence: the planner cannot lock or update more than $3 rows.
--- The update finds the rows it locked by their ctid (a TID scan): the physical address of a row
--- version cannot change while this transaction holds its lock. Joined by id instead, the generic
--- plan hashes a sequential scan of the whole table whenever statistics show it small, tens of
--- thousands of rows, which cost more than the claim itself. A row whose lock landed on a version
--- newer than the statement's snapshot is not updated: it stays available for the next claim.
--- A paused queue is skipped: one look-up in docko_queues per served queue, none per job, made
--- (fenced) before any of the queue's rows is locked.
-WITH served AS MATERIALIZED (
+-- fragment: claim_lanes
+-- The lanes a claim reads: each served queue that is not paused (one look-up in docko_queues per
+-- served queue, none per job, made before any job row is locked) with each job type $2 this
+-- daemon handles. docko_jobs_lane_idx orders each lane's due jobs as the claim takes them.
+served AS MATERIALIZED (
     SELECT wanted.queue_name FROM unnest($1::text[]) AS wanted(queue_name)
     WHERE NOT EXISTS (
         SELECT 1 FROM docko_queues AS queues WHERE queues.name = wanted.queue_name AND queues.paused
     )
-), candidates AS MATERIALIZED (
-    SELECT picked.ctid AS claim_ctid
-    FROM served
-    CROSS JOIN LATERAL (
-        SELECT jobs.ctid, jobs.priority, jobs.run_at, jobs.id
-        FROM docko_jobs AS jobs
-        WHERE jobs.state = 'available'
-          AND jobs.queue_name = served.queue_name
-          AND jobs.job_type = ANY($2::text[])
-          AND jobs.run_at <= now()
-        ORDER BY jobs.priority, jobs.run_at, jobs.id
-        LIMIT $3
-        FOR UPDATE SKIP LOCKED
-    ) AS picked
-    ORDER BY picked.priority, picked.run_at, picked.id
-    LIMIT $3
-), claimed AS (
+), lanes AS MATERIALIZED (
+    SELECT served.queue_name, handled.job_type
+    FROM served CROSS JOIN unnest($2::text[]) AS handled(job_type)
+)
+
+-- fragment: lane_head
+-- The first due jobs of one lane, in claim order: best priority (lowest number), then oldest
+-- run_at, then id.
+SELECT jobs.ctid, jobs.priority, jobs.run_at, jobs.id
+FROM docko_jobs AS jobs
+WHERE jobs.state = 'available'
+  AND jobs.queue_name = lanes.queue_name
+  AND jobs.job_type = lanes.job_type
+  AND jobs.run_at <= now()
+ORDER BY jobs.priority, jobs.run_at, jobs.id
+LIMIT $3
+
+-- fragment: claim_update
+-- Takes the locked rows (claim_ctid of candidates) by their ctid (a TID scan): the physical
+-- address of a row version cannot change while this transaction holds its lock. Joined by id
+-- instead, the generic plan hashes a sequential scan of the whole table whenever statistics show
+-- it small, tens of thousands of rows, which cost more than the claim itself. A row whose lock
+-- landed on a version newer than the statement's snapshot is not updated: it stays available for
+-- the next claim.
+claimed AS (
     UPDATE docko_jobs
     SET state = 'running',
         attempt = attempt + 1,
@@ -187,6 +197,45 @@ WITH served AS MATERIALIZED (
     RETURNING docko_jobs.*
 )
 SELECT {{job_columns}} FROM claimed ORDER BY claimed.priority, claimed.run_at, claimed.id
+
+-- name: claim_jobs
+-- Up to $3 due jobs of the served queues $1 and job types $2, best priority first, then oldest
+-- run_at, for a daemon reading a few lanes (JobStore.claim_jobs picks this or
+-- claim_jobs_merged). Each lane's head is locked as it is read (FOR UPDATE SKIP LOCKED: another
+-- daemon's claim in flight is stepped over), up to $3 rows per lane; the best $3 of them are
+-- claimed and the other locks end with the statement. The MATERIALIZED CTE is a fence: the
+-- planner cannot lock or update more than that.
+WITH {{claim_lanes}}, candidates AS MATERIALIZED (
+    SELECT picked.ctid AS claim_ctid
+    FROM lanes
+    CROSS JOIN LATERAL ({{lane_head}} FOR UPDATE SKIP LOCKED) AS picked
+    ORDER BY picked.priority, picked.run_at, picked.id
+    LIMIT $3
+), {{claim_update}}
+
+-- name: claim_jobs_merged
+-- claim_jobs for a daemon reading many lanes (many queues, or many job types), where locking the
+-- head of every lane would lock many times the rows claimed, each lock a write. The heads are
+-- read without locks and merged; the best 2 x $3 rows of the merge are locked in claim order,
+-- stepping over those another daemon's claim holds (SKIP LOCKED), until $3 are locked. The
+-- surplus lets two daemons claiming at once each fill their batch. A row claimed and committed
+-- by another daemon since this statement's snapshot fails the lock's re-check (its ctid and
+-- state changed) and is skipped.
+WITH {{claim_lanes}}, heads AS MATERIALIZED (
+    SELECT picked.ctid AS head_ctid
+    FROM lanes
+    CROSS JOIN LATERAL ({{lane_head}}) AS picked
+    ORDER BY picked.priority, picked.run_at, picked.id
+    LIMIT $3 * 2
+), candidates AS MATERIALIZED (
+    SELECT jobs.ctid AS claim_ctid
+    FROM docko_jobs AS jobs
+    WHERE jobs.ctid = ANY(ARRAY(SELECT head_ctid FROM heads))
+      AND jobs.state = 'available' AND jobs.run_at <= now()
+    ORDER BY jobs.priority, jobs.run_at, jobs.id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), {{claim_update}}
 
 -- name: complete_jobs
 -- Guarded by the attempt each job was claimed with; returns the ids actually completed. A cancel
@@ -409,7 +458,7 @@ SELECT set_config('plan_cache_mode', 'force_custom_plan', true)
 -- name: queue_overview
 -- Per queue: paused, counts of available, running, failed and cancelled jobs, and the age in
 -- seconds of the oldest due available job (NULL when none is due). Every count reads a partial
--- index alone (available: docko_jobs_claim_idx, running: docko_jobs_lease_idx, failed and
+-- index alone (available: docko_jobs_lane_idx, running: docko_jobs_lease_idx, failed and
 -- cancelled: docko_jobs_stopped_idx), so the completed history, however long, is never read: it
 -- is not counted (job_counts counts everything, at the cost of reading it all). A queue is listed
 -- once it has a row in docko_queues or an unfinished, failed or cancelled job.
@@ -482,8 +531,10 @@ SELECT 1
 -- arguments), which costs more than executing it on a small table, and it would give the first
 -- five outcome writes of each connection custom plans that scan a never-analyzed table whole.
 -- Every statement the daemon runs is checked under generic plans on a million-row table
--- (tests/integration/test_query_plans.py).
-SELECT set_config('plan_cache_mode', 'force_generic_plan', false)
+-- (tests/integration/test_query_plans.py). JIT compilation is off: a generic plan cannot see its
+-- arguments, so its estimates on a large table (a long backlog, say) exceed jit_above_cost, and
+-- compiling then took 20 ms of a claim that runs in a fraction of one.
+SELECT set_config('plan_cache_mode', 'force_generic_plan', false), set_config('jit', 'off', false)
 
 -- name: drop_demo_database
 -- `docko-worker demo` starts each run from a fresh database of this fixed name (an identifier
@@ -494,27 +545,54 @@ DROP DATABASE IF EXISTS docko_demo
 -- name: create_demo_database
 CREATE DATABASE docko_demo
 
+-- fragment: queued_types
+-- Recursive: the job types with available jobs in each served queue $1, found by a loose scan of
+-- docko_jobs_lane_idx (one probe per type, however many jobs each has).
+queued_types AS (
+    SELECT served.queue_name, first.job_type
+    FROM unnest($1::text[]) AS served(queue_name)
+    CROSS JOIN LATERAL (
+        SELECT jobs.job_type FROM docko_jobs AS jobs
+        WHERE jobs.state = 'available' AND jobs.queue_name = served.queue_name
+        ORDER BY jobs.job_type
+        LIMIT 1
+    ) AS first
+    UNION ALL
+    SELECT queued_types.queue_name, next.job_type
+    FROM queued_types
+    CROSS JOIN LATERAL (
+        SELECT jobs.job_type FROM docko_jobs AS jobs
+        WHERE jobs.state = 'available' AND jobs.queue_name = queued_types.queue_name
+          AND jobs.job_type > queued_types.job_type
+        ORDER BY jobs.job_type
+        LIMIT 1
+    ) AS next
+)
+
 -- name: waiting_unknown_types
 -- Due jobs of the served queues $1 whose type is none of $2 and which have waited at least $3
--- seconds, counted by queue and type, among the first $4 due jobs of each queue in claim order:
--- jobs no handler here takes gather at the head of that order, and the look stays a bounded
--- walk of the claim index however long the backlog of other types.
-SELECT head.queue_name, head.job_type, count(*) AS waiting,
-       date_part('epoch', now() - min(head.run_at)) AS oldest_wait
-FROM unnest($1::text[]) AS served(queue_name)
+-- seconds, counted by queue and type among the first $4 due jobs of each such lane in claim
+-- order, with the oldest wait among those: a loose scan for the queued types, then a bounded walk
+-- of each unknown type's lane, however long the backlog of any type.
+WITH RECURSIVE {{queued_types}}
+SELECT queued_types.queue_name, queued_types.job_type, head.waiting,
+       date_part('epoch', now() - head.oldest) AS oldest_wait
+FROM queued_types
 CROSS JOIN LATERAL (
-    SELECT jobs.queue_name, jobs.job_type, jobs.run_at
-    FROM docko_jobs AS jobs
-    WHERE jobs.state = 'available'
-      AND jobs.queue_name = served.queue_name
-      AND jobs.run_at <= now()
-    ORDER BY jobs.priority, jobs.run_at, jobs.id
-    LIMIT $4
+    SELECT count(*) AS waiting, min(lane.run_at) AS oldest
+    FROM (
+        SELECT jobs.run_at FROM docko_jobs AS jobs
+        WHERE jobs.state = 'available'
+          AND jobs.queue_name = queued_types.queue_name
+          AND jobs.job_type = queued_types.job_type
+          AND jobs.run_at <= now()
+        ORDER BY jobs.priority, jobs.run_at, jobs.id
+        LIMIT $4
+    ) AS lane
+    WHERE lane.run_at <= now() - make_interval(secs => $3::float8)
 ) AS head
-WHERE head.job_type <> ALL($2::text[])
-  AND head.run_at <= now() - make_interval(secs => $3::float8)
-GROUP BY head.queue_name, head.job_type
-ORDER BY head.queue_name, head.job_type
+WHERE queued_types.job_type <> ALL($2::text[]) AND head.waiting > 0
+ORDER BY queued_types.queue_name, queued_types.job_type
 
 -- name: next_due_in
 -- Seconds until the earliest job not yet due in the served queues $1, of the job types $2, falls
@@ -611,15 +689,16 @@ UPDATE docko_periodic SET seen_at = now() WHERE name = ANY($1::text[])
 -- name: sample_queues
 -- The HTTP endpoint's look at the jobs table, every DOCKO_METRICS_SAMPLE_INTERVAL seconds, for
 -- each served queue $1: its available and running jobs, each counted up to $2 (a bounded walk
--- of the claim index, and of the running rows' index, however long the backlog or the history);
--- the age of its oldest due job, found by a loose scan of the claim index that visits one entry
--- per distinct priority (up to $3 of them), so it costs a few index probes on any table; the
--- schema version, for readiness; and whether the queue is paused (one primary-key probe).
+-- of the lanes' index, and of the running rows' index, however long the backlog or the history);
+-- the age of its oldest due job, found by a loose scan of docko_jobs_lane_idx that visits one
+-- entry per distinct job type and priority (up to $3 of them), so it costs a few index probes on
+-- any table; the schema version, for readiness; and whether the queue is paused (one primary-key
+-- probe).
 SELECT served.queue_name,
        (SELECT count(*) FROM (
             SELECT 1 FROM docko_jobs AS jobs
             WHERE jobs.state = 'available' AND jobs.queue_name = served.queue_name
-            ORDER BY jobs.priority, jobs.run_at, jobs.id
+            ORDER BY jobs.job_type, jobs.priority, jobs.run_at, jobs.id
             LIMIT $2) AS capped) AS available,
        (SELECT count(*) FROM (
             SELECT 1 FROM docko_jobs AS jobs
@@ -627,17 +706,17 @@ SELECT served.queue_name,
             ORDER BY jobs.lease_expires_at
             LIMIT $2) AS capped) AS running,
        (WITH RECURSIVE heads AS (
-            (SELECT jobs.priority, jobs.run_at, 1 AS depth FROM docko_jobs AS jobs
+            (SELECT jobs.job_type, jobs.priority, jobs.run_at, 1 AS depth FROM docko_jobs AS jobs
              WHERE jobs.state = 'available' AND jobs.queue_name = served.queue_name
-             ORDER BY jobs.priority, jobs.run_at
+             ORDER BY jobs.job_type, jobs.priority, jobs.run_at
              LIMIT 1)
             UNION ALL
-            SELECT next.priority, next.run_at, heads.depth + 1
+            SELECT next.job_type, next.priority, next.run_at, heads.depth + 1
             FROM heads CROSS JOIN LATERAL (
-                SELECT jobs.priority, jobs.run_at FROM docko_jobs AS jobs
+                SELECT jobs.job_type, jobs.priority, jobs.run_at FROM docko_jobs AS jobs
                 WHERE jobs.state = 'available' AND jobs.queue_name = served.queue_name
-                  AND jobs.priority > heads.priority
-                ORDER BY jobs.priority, jobs.run_at
+                  AND (jobs.job_type, jobs.priority) > (heads.job_type, heads.priority)
+                ORDER BY jobs.job_type, jobs.priority, jobs.run_at
                 LIMIT 1) AS next
             WHERE heads.depth < $3)
         SELECT date_part('epoch', now() - min(heads.run_at)) FROM heads

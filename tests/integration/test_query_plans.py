@@ -42,14 +42,18 @@ FROM generate_series(1, $1::int + $2::int + $3::int) AS n
 """
 
 HOT_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
-    "claim_jobs": ((["default"], ["ocr"], 500, "worker-1", 300.0), "docko_jobs_claim_idx"),
+    "claim_jobs": ((["default"], ["ocr"], 500, "worker-1", 300.0), "docko_jobs_lane_idx"),
+    "claim_jobs_merged": (
+        (["default", "other"], ["ocr", "pdf", "thumbnail"], 500, "worker-1", 300.0),
+        "docko_jobs_lane_idx",
+    ),
     "rescue_expired_jobs": ((1000,), "docko_jobs_lease_idx"),
     "prune_finished_jobs": (("completed", 3600.0, 1000), "docko_jobs_finished_idx"),
 }
 # Statements that read without locking: checked on a million rows only.
 READ_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
-    "waiting_unknown_types": ((["default"], ["pdf"], 60.0, 1000), "docko_jobs_claim_idx"),
-    "sample_queues": ((["default", "other"], 10_000, 1_000), "docko_jobs_claim_idx"),
+    "waiting_unknown_types": ((["default"], ["pdf"], 60.0, 1000), "docko_jobs_lane_idx"),
+    "sample_queues": ((["default", "other"], 10_000, 1_000), "docko_jobs_lane_idx"),
 }
 
 
@@ -110,16 +114,17 @@ async def test_hot_statement_uses_its_partial_index_on_a_million_rows(
     )
 
 
+@pytest.mark.parametrize("name", ["claim_jobs", "claim_jobs_merged"])
 async def test_claim_updates_no_more_rows_than_asked_on_a_million_rows(
-    million_jobs: asyncpg.Connection,
+    million_jobs: asyncpg.Connection, name: str
 ) -> None:
     transaction = million_jobs.transaction()
     await transaction.start()
     try:
         raw = await million_jobs.fetchval(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()["claim_jobs"],
-            ["default"],
-            ["ocr"],
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()[name],
+            ["default", "other"],
+            ["ocr", "pdf"],
             100,
             "worker-1",
             300.0,
@@ -129,6 +134,44 @@ async def test_claim_updates_no_more_rows_than_asked_on_a_million_rows(
     nodes = _nodes(json.loads(raw)[0]["Plan"])
     updates = [node for node in nodes if node["Node Type"] == "ModifyTable"]
     assert [node["Actual Rows"] for node in updates] == [100]
+    # Only the merged claim reads a lane's head without locking it: it locks what it takes.
+    locks = [node for node in nodes if node["Node Type"] == "LockRows"]
+    if name == "claim_jobs_merged":
+        assert [node["Actual Rows"] for node in locks] == [100]
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("name", ["claim_jobs", "claim_jobs_merged", "waiting_unknown_types"])
+async def test_a_backlog_of_other_types_is_not_read(
+    million_jobs: asyncpg.Connection, name: str, plan_cache_mode: str
+) -> None:
+    """A daemon that handles none of the queue's 100,000 available 'ocr' jobs (a rolling deploy,
+    a shared queue) claims its own type, and looks for waiting unknown types, without reading
+    that backlog: the type leads each lane of the index."""
+    await million_jobs.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+    args: tuple[Any, ...] = (
+        (["default"], ["pdf"], 60.0, 1000)
+        if name == "waiting_unknown_types"
+        else (["default"], ["pdf"], 100, "worker-1", 300.0)
+    )
+    transaction = million_jobs.transaction()
+    await transaction.start()
+    try:
+        raw = await million_jobs.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()[name], *args
+        )
+    finally:
+        await transaction.rollback()
+    nodes = _nodes(json.loads(raw)[0]["Plan"])
+    read = sum(
+        node["Actual Rows"] * node["Actual Loops"]
+        for node in nodes
+        if node.get("Relation Name") == "docko_jobs"
+    )
+    # The unknown-type look reads up to its sample of 1,000 of them, as it should.
+    assert read <= (1_001 if name == "waiting_unknown_types" else 0), [
+        (node["Node Type"], node.get("Index Name"), node["Actual Rows"]) for node in nodes
+    ]
 
 
 OUTCOME_STATEMENTS: dict[str, tuple[Any, ...]] = {
@@ -202,14 +245,17 @@ async def test_hot_statements_find_locked_rows_again_without_scanning_a_small_ta
         for node in nodes
         if node.get("Relation Name") == "docko_jobs" and "Scan" in node["Node Type"]
     ]
-    assert sorted(scans) == [("Index Scan", index), ("Tid Scan", None)], f"{name}: {scans}"
+    # The merged claim finds its locked rows again by ctid twice: to lock them, then to update.
+    tid_scans = [("Tid Scan", None)] * (2 if name == "claim_jobs_merged" else 1)
+    assert sorted(scans) == [("Index Scan", index), *tid_scans], f"{name}: {scans}"
     # The claim's one look-up per served queue of its paused flag.
     others = {
         (node["Relation Name"], node.get("Index Name"))
         for node in nodes
         if node.get("Relation Name") not in (None, "docko_jobs")
     }
-    assert others == ({("docko_queues", "docko_queues_pkey")} if name == "claim_jobs" else set())
+    claims = ("claim_jobs", "claim_jobs_merged")
+    assert others == ({("docko_queues", "docko_queues_pkey")} if name in claims else set())
 
 
 # list_jobs and list_job_ids run with custom plans (use_custom_plans): each filter reaches the
@@ -347,7 +393,7 @@ async def test_queue_overview_reads_partial_indexes_not_the_completed_history(
     described = [(n["Node Type"], n.get("Index Name"), n.get("Actual Rows")) for n in nodes]
     jobs_scans = {n.get("Index Name") for n in nodes if n.get("Relation Name") == "docko_jobs"}
     assert jobs_scans == {
-        "docko_jobs_claim_idx",
+        "docko_jobs_lane_idx",
         "docko_jobs_lease_idx",
         "docko_jobs_stopped_idx",
     }, described
@@ -371,7 +417,7 @@ async def test_queue_sample_reads_a_bounded_number_of_rows_on_a_million(
     nodes = _nodes(json.loads(raw)[0]["Plan"])
     scans = [node for node in nodes if node.get("Relation Name") == "docko_jobs"]
     assert {node["Index Name"] for node in scans} == {
-        "docko_jobs_claim_idx",
+        "docko_jobs_lane_idx",
         "docko_jobs_lease_idx",
     }, [(node["Node Type"], node.get("Index Name")) for node in scans]
     for node in scans:
