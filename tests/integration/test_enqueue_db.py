@@ -14,6 +14,7 @@ import pytest
 
 from docko_worker import DockoError, JobState, PayloadError, Queue
 from docko_worker.store import NOTIFY_CHANNEL
+from docko_worker.supervisor import parse_wake_payload
 from tests.integration.support import count_jobs, store_of
 
 NOTIFY_WAIT = 5.0
@@ -24,7 +25,8 @@ class Rollback(Exception):
 
 
 async def next_notification(notifications: asyncio.Queue[str]) -> str:
-    return await asyncio.wait_for(notifications.get(), NOTIFY_WAIT)
+    """The queue the next jobs-channel notification wakes (or a marker's text)."""
+    return parse_wake_payload(await asyncio.wait_for(notifications.get(), NOTIFY_WAIT)).queue
 
 
 async def send_marker(db: asyncpg.Connection, marker: str) -> None:
