@@ -15,6 +15,10 @@ of the database's), it looks up, by the database's clock, when the next job of i
 
 A claimed job whose payload cannot be decoded is not handed to a worker: it fails alone, at once,
 and the rest of its batch runs.
+
+Each claim reads the lanes (queue x job type) from where their claimable jobs begin, as far as
+``Lanes`` knows; a claim after an alarm or a poll, and one every ``FULL_CLAIM_INTERVAL``
+seconds, reads every lane from its start (see lanes.py for why and when).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .errors import describe_error
 from .handoff import Handoff
 from .held import HeldJobs
 from .job import Job
+from .lanes import FULL_CLAIM_INTERVAL, Lanes
 from .metrics import Metrics
 from .outcome import Outcome, OutcomeKind
 from .recorder import Recorder
@@ -65,6 +70,12 @@ class Fetcher:
         self._config = config
         self._queues = list(queues)
         self._job_types = list(job_types)
+        # Notifications tell where new jobs arrive, so without LISTEN every claim reads each
+        # lane from its start.
+        self._lanes = Lanes(self._queues, self._job_types, cursors=config.listen)
+        # The next claim reads every lane from its start (at start, after a poll).
+        self._from_start = True
+        self._next_full_claim = 0.0
         self._worker_id = worker_id
         self._held = held
         self._handoff = handoff
@@ -90,9 +101,15 @@ class Fetcher:
         self._wake.set()
 
     def look_ahead(self) -> None:
-        """Notifications may have been missed: find the next due time after the next claim."""
+        """Notifications may have been missed: find the next due time after the next claim,
+        which reads every lane from its start."""
         self._look_ahead = True
+        self._lanes.restart()
         self._wake.set()
+
+    def notice(self, queue: str, *, priority: int | None, run_at: float | None) -> None:
+        """New jobs in ``queue``, the best of ``priority`` due from ``run_at`` (see lanes.py)."""
+        self._lanes.notice(queue, priority=priority, due=run_at)
 
     def wake_at(self, epoch_seconds: float) -> None:
         """Wake when a job announced as due at ``epoch_seconds`` falls due."""
@@ -119,10 +136,10 @@ class Fetcher:
             self._wake.clear()
             rang, self._alarm_rang = self._alarm_rang, False
             undecodable: list[tuple[Job, str]] = []
+            from_start = rang or self._from_start or time.monotonic() >= self._next_full_claim
             try:
                 jobs = await self._store.claim_jobs(
-                    queues=self._queues,
-                    job_types=self._job_types,
+                    lanes=self._lanes.bounds(from_start=from_start),
                     limit=wanted,
                     worker_id=self._worker_id,
                     lease_seconds=config.visibility_timeout,
@@ -134,8 +151,14 @@ class Fetcher:
                     self._metrics.claim_failures += 1
                 delay = backoff_ceiling(failures, 0.05, config.poll_interval)
                 log.warning("claim_failed", error=describe_error(exc), retry_in=round(delay, 3))
+                self._alarm_rang = self._alarm_rang or rang
                 await self._sleep_until_woken(delay)
                 continue
+            if from_start:
+                self._from_start = False
+                self._next_full_claim = time.monotonic() + FULL_CLAIM_INTERVAL
+            self._lanes.advance(jobs)
+            self._lanes.advance(job for job, _ in undecodable)
             if failures:
                 failures = 0
                 if self._on_recovered is not None:
@@ -151,7 +174,8 @@ class Fetcher:
                     # Nothing was due when the alarm said so: the host's clock is ahead of the
                     # database's, or the due time came from a missed announcement.
                     await self._set_alarm_for_next_due()
-                await self._sleep_until_woken(config.poll_interval)
+                if not await self._sleep_until_woken(config.poll_interval):
+                    self._from_start = True  # polled: whatever no notification announced
 
     async def _set_alarm_for_next_due(self) -> None:
         try:
@@ -182,11 +206,13 @@ class Fetcher:
                 ),
             )
 
-    async def _sleep_until_woken(self, seconds: float) -> None:
+    async def _sleep_until_woken(self, seconds: float) -> bool:
+        """Sleep until woken (True) or for ``seconds`` (False)."""
         if self._stopping or self._wake.is_set():
-            return
+            return True
         try:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
         except TimeoutError:
-            pass
+            return False
+        return True

@@ -25,6 +25,7 @@ import asyncpg
 from .copy_format import COPY_COLUMNS, encode_copy_stream
 from .db import Runner
 from .job import Job, new_job_id_bytes, uuids_from_bytes
+from .lanes import LaneBounds, Lanes
 from .pool import ReadWritePool, read_write
 from .statements import SQL
 
@@ -167,9 +168,9 @@ class JobStore:
         if conn is None or isinstance(conn, asyncpg.Pool):
             pool: Any = conn or self._db
             async with pool.acquire() as pooled:
-                await _copy_and_notify(pooled, stream, queue_name, job_type)
+                await _copy_and_notify(pooled, stream, queue_name, job_type, priority)
         else:
-            await _copy_and_notify(conn, stream, queue_name, job_type)
+            await _copy_and_notify(conn, stream, queue_name, job_type, priority)
         return uuids_from_bytes(id_bytes)
 
     async def find_unfinished_by_dedupe_key(
@@ -185,18 +186,31 @@ class JobStore:
     async def claim_jobs(
         self,
         *,
-        queues: Sequence[str],
-        job_types: Sequence[str],
+        queues: Sequence[str] = (),
+        job_types: Sequence[str] = (),
+        lanes: LaneBounds | None = None,
         limit: int,
         worker_id: str,
         lease_seconds: float,
         undecodable: list[tuple[Job, str]] | None = None,
     ) -> list[Job]:
-        """The jobs claimed. With ``undecodable``, a job whose payload cannot be decoded goes
-        there with the reason instead, and the rest are returned; without, the claim raises."""
-        few_lanes = len(queues) * len(job_types) <= LOCKED_LANES
-        statement = SQL.claim_jobs if few_lanes else SQL.claim_jobs_merged
-        rows = await self._db.fetch(statement, queues, job_types, limit, worker_id, lease_seconds)
+        """The jobs claimed from ``lanes`` (where each begins), or from every lane of ``queues``
+        x ``job_types`` from its start. With ``undecodable``, a job whose payload cannot be
+        decoded goes there with the reason instead, and the rest are returned; without, the
+        claim raises."""
+        if lanes is None:
+            lanes = Lanes(queues, job_types).bounds(from_start=True)
+        statement = SQL.claim_jobs if len(lanes.queues) <= LOCKED_LANES else SQL.claim_jobs_merged
+        rows = await self._db.fetch(
+            statement,
+            lanes.queues,
+            lanes.job_types,
+            limit,
+            worker_id,
+            lease_seconds,
+            lanes.after_priority,
+            lanes.after_run_at,
+        )
         if undecodable is None:
             return Job.from_records(rows)
         jobs, spoiled = Job.from_claimed_records(rows)
@@ -353,14 +367,14 @@ class JobStore:
 
 
 async def _copy_and_notify(
-    conn: Any, stream: Iterator[bytes], queue_name: str, job_type: str
+    conn: Any, stream: Iterator[bytes], queue_name: str, job_type: str, priority: int
 ) -> None:
     # A transaction, or a savepoint inside the caller's.
     async with conn.transaction():
         await conn.copy_to_table(
             JOBS_TABLE, source=_aiter(stream), columns=COPY_COLUMNS, format="binary"
         )
-        await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name, job_type)
+        await conn.execute(SQL.notify_queue, NOTIFY_CHANNEL, queue_name, job_type, priority)
 
 
 async def _aiter(items: Iterator[bytes]) -> AsyncIterator[bytes]:

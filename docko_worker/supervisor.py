@@ -77,11 +77,14 @@ UNWRITTEN_IDS_LOGGED = 100
 
 class WakeNotice(NamedTuple):
     """A jobs-channel notification: new jobs in ``queue``, due at ``due`` (epoch seconds; None:
-    now), of ``job_types`` (None: not named, any type may be among them)."""
+    now), of ``job_types`` (None: not named, any type may be among them); the earliest due at
+    ``run_at`` (epoch seconds), the best of priority ``priority`` (each None: not said)."""
 
     queue: str
     due: float | None = None
     job_types: frozenset[str] | None = None
+    run_at: float | None = None
+    priority: int | None = None
 
 
 def parse_wake_payload(payload: str) -> WakeNotice:
@@ -92,10 +95,17 @@ def parse_wake_payload(payload: str) -> WakeNotice:
         try:
             data = json.loads(payload)
             queue = str(data["queue"])
-            due = None if data.get("due_now") else float(data["run_at"])
+            run_at = float(data["run_at"])
             types = data.get("job_types")
             job_types = None if types is None else frozenset(str(name) for name in types)
-            return WakeNotice(queue, due, job_types)
+            priority = data.get("priority")
+            return WakeNotice(
+                queue,
+                None if data.get("due_now") else run_at,
+                job_types,
+                run_at,
+                None if priority is None else int(priority),
+            )
         except (ValueError, KeyError, TypeError):
             pass  # a queue whose name starts with a brace
     return WakeNotice(payload)
@@ -283,11 +293,12 @@ class Supervisor:
             # The LISTEN connection (re)connected: announcements may have been missed.
             self._fetcher.look_ahead()
             return
-        queue_name, due, job_types = parse_wake_payload(payload)
+        queue_name, due, job_types, run_at, priority = parse_wake_payload(payload)
         if queue_name not in self.queues:
             return
         if job_types is not None and job_types.isdisjoint(self._handled):
             return  # nothing this daemon can run: an idle claim would find none of it
+        self._fetcher.notice(queue_name, priority=priority, run_at=run_at)
         if due is None:
             self._fetcher.wake()
         else:

@@ -86,14 +86,17 @@ INSERT INTO docko_schema_migrations (version, name) VALUES ($1, $2)
 
 -- fragment: wake_payload
 -- The notification of queue `queue_name` whose earliest new job is due at `due`, with `job_types`
--- (text[]) the types of its new jobs: {"queue": ..., "run_at": epoch seconds, "due_now": bool,
--- "job_types": [...]}. An idle daemon that handles none of the types is not woken by it (jobs of
+-- (text[]) the types of its new jobs and `best_priority` the best (lowest) of their priorities:
+-- {"queue": ..., "run_at": epoch seconds, "due_now": bool, "priority": n, "job_types": [...]}.
+-- The due time and priority tell a daemon whether new jobs sit before where its claims start
+-- (docko_worker/lanes.py). An idle daemon that handles none of the types is not woken by it (jobs of
 -- a type it cannot run would only cost it an empty claim); one that does claims at once, or sets
 -- an alarm for the due time instead of waiting for its next poll. The types are left out (null:
 -- every daemon of the queue wakes) past 4,000 bytes, well inside NOTIFY's payload limit. Daemons
 -- of an earlier version read the queue and run_at, and wake at the due time.
 jsonb_build_object(
     'queue', queue_name, 'run_at', date_part('epoch', due), 'due_now', due <= now(),
+    'priority', best_priority,
     'job_types', CASE WHEN octet_length(array_to_json(job_types)::text) <= 4000
                       THEN array_to_json(job_types) END)::text
 
@@ -111,7 +114,8 @@ WITH inserted AS (
     RETURNING *
 ), notified AS (
     SELECT count(pg_notify($9, {{wake_payload}})) AS notifications
-    FROM (SELECT queue_name, run_at AS due, ARRAY[job_type] AS job_types FROM inserted) AS job
+    FROM (SELECT queue_name, run_at AS due, ARRAY[job_type] AS job_types, priority AS best_priority
+          FROM inserted) AS job
 )
 SELECT {{job_columns}} FROM inserted, notified
 
@@ -127,10 +131,11 @@ WITH inserted AS (
     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::timestamptz[])
          WITH ORDINALITY AS item(queue_name, job_type, payload, priority, max_attempts, run_at, position)
     ORDER BY item.position
-    RETURNING id, queue_name, job_type, run_at
+    RETURNING id, queue_name, job_type, run_at, priority
 ), notified AS (
     SELECT count(pg_notify($7, {{wake_payload}})) AS notifications
-    FROM (SELECT queue_name, min(run_at) AS due, array_agg(DISTINCT job_type) AS job_types
+    FROM (SELECT queue_name, min(run_at) AS due, array_agg(DISTINCT job_type) AS job_types,
+                 min(priority) AS best_priority
           FROM inserted GROUP BY queue_name) AS queues
 )
 SELECT inserted.id FROM inserted, notified
@@ -142,9 +147,10 @@ COPY docko_jobs (id, queue_name, job_type, payload, priority, max_attempts, head
 
 -- name: notify_queue
 -- Wakes idle workers of queue $2 that handle job type $3 once the surrounding transaction
--- commits (after a COPY, whose jobs are due now).
+-- commits (after a COPY, whose jobs are due now, at priority $4).
 SELECT pg_notify($1, {{wake_payload}})
-FROM (SELECT $2::text AS queue_name, now() AS due, ARRAY[$3::text] AS job_types) AS copied
+FROM (SELECT $2::text AS queue_name, now() AS due, ARRAY[$3::text] AS job_types,
+             $4::integer AS best_priority) AS copied
 
 -- name: find_unfinished_by_dedupe_key
 SELECT {{job_columns}} FROM docko_jobs
@@ -154,27 +160,32 @@ WHERE dedupe_key = $1 AND state IN ('available', 'running')
 SELECT {{job_columns}} FROM docko_jobs WHERE id = $1
 
 -- fragment: claim_lanes
--- The lanes a claim reads: each served queue that is not paused (one look-up in docko_queues per
--- served queue, none per job, made before any job row is locked) with each job type $2 this
--- daemon handles. docko_jobs_lane_idx orders each lane's due jobs as the claim takes them.
-served AS MATERIALIZED (
-    SELECT wanted.queue_name FROM unnest($1::text[]) AS wanted(queue_name)
+-- The lanes a claim reads, as parallel arrays: queue $1, job type $2, and where the lane's
+-- claimable jobs begin as far as the daemon knows, priority $6 and due time $7 (epoch seconds;
+-- the lowest integer and -Infinity: from the lane's start; see docko_worker/lanes.py). A lane of
+-- a paused queue is left out: one look-up in docko_queues per lane, none per job, made before
+-- any job row is locked. docko_jobs_lane_idx orders each lane's jobs as the claim takes them.
+lanes AS MATERIALIZED (
+    SELECT lane.queue_name, lane.job_type, lane.after_priority,
+           to_timestamp(lane.after_run_at) AS after_run_at
+    FROM unnest($1::text[], $2::text[], $6::integer[], $7::float8[])
+         AS lane(queue_name, job_type, after_priority, after_run_at)
     WHERE NOT EXISTS (
-        SELECT 1 FROM docko_queues AS queues WHERE queues.name = wanted.queue_name AND queues.paused
+        SELECT 1 FROM docko_queues AS queues WHERE queues.name = lane.queue_name AND queues.paused
     )
-), lanes AS MATERIALIZED (
-    SELECT served.queue_name, handled.job_type
-    FROM served CROSS JOIN unnest($2::text[]) AS handled(job_type)
 )
 
 -- fragment: lane_head
--- The first due jobs of one lane, in claim order: best priority (lowest number), then oldest
--- run_at, then id.
+-- The first due jobs of one lane from where it begins, in claim order: best priority (lowest
+-- number), then oldest run_at, then id. The bound starts the index scan there, past the entries
+-- of jobs claimed before, which a transaction holding an old snapshot keeps vacuum (and the
+-- index's own clean-up) from removing.
 SELECT jobs.ctid, jobs.priority, jobs.run_at, jobs.id
 FROM docko_jobs AS jobs
 WHERE jobs.state = 'available'
   AND jobs.queue_name = lanes.queue_name
   AND jobs.job_type = lanes.job_type
+  AND (jobs.priority, jobs.run_at) >= (lanes.after_priority, lanes.after_run_at)
   AND jobs.run_at <= now()
 ORDER BY jobs.priority, jobs.run_at, jobs.id
 LIMIT $3
@@ -199,8 +210,8 @@ claimed AS (
 SELECT {{job_columns}} FROM claimed ORDER BY claimed.priority, claimed.run_at, claimed.id
 
 -- name: claim_jobs
--- Up to $3 due jobs of the served queues $1 and job types $2, best priority first, then oldest
--- run_at, for a daemon reading a few lanes (JobStore.claim_jobs picks this or
+-- Up to $3 due jobs of the lanes (see claim_lanes), best priority first, then oldest run_at,
+-- for a daemon reading a few lanes (JobStore.claim_jobs picks this or
 -- claim_jobs_merged). Each lane's head is locked as it is read (FOR UPDATE SKIP LOCKED: another
 -- daemon's claim in flight is stepped over), up to $3 rows per lane; the best $3 of them are
 -- claimed and the other locks end with the statement. The MATERIALIZED CTE is a fence: the

@@ -60,12 +60,13 @@ async def test_the_notification_names_a_future_due_time(
     await queue.enqueue_many("mail", "ocr", [{}, {}], delay=60)
     await wait_until(lambda: len(payloads) == 3, message="three notifications")
     parsed = [parse_wake_payload(payload) for payload in payloads]
-    assert parsed[0] == ("documents", None, frozenset({"ocr"}))
-    assert parsed[1] == ("documents", later.run_at.timestamp(), frozenset({"ocr"}))
+    assert parsed[0][:3] == ("documents", None, frozenset({"ocr"}))
+    assert parsed[0].run_at == now.run_at.timestamp() and parsed[0].priority == 0
+    assert parsed[1][:3] == ("documents", later.run_at.timestamp(), frozenset({"ocr"}))
     assert parsed[2].queue == "mail" and parsed[2].due is not None
     assert parsed[2].due > now.run_at.timestamp() + 59
-    assert parse_wake_payload("{not json") == ("{not json", None, None)
-    assert parse_wake_payload("documents") == ("documents", None, None)
+    assert parse_wake_payload("{not json") == ("{not json", None, None, None, None)
+    assert parse_wake_payload("documents") == ("documents", None, None, None, None)
 
 
 async def test_an_alarm_that_rings_before_the_job_is_due_looks_again(

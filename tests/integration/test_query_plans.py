@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from docko_worker.lanes import Lanes
 from docko_worker.statements import load_statements
 from tests.conftest import scratch_database
 
@@ -41,10 +42,28 @@ SELECT gen_random_uuid(), 'default', 'ocr', '{}'::jsonb, 5,
 FROM generate_series(1, $1::int + $2::int + $3::int) AS n
 """
 
+
+def claim_args(
+    queues: list[str], job_types: list[str], limit: int, lanes: Lanes | None = None
+) -> tuple[Any, ...]:
+    """The arguments of claim_jobs and claim_jobs_merged: every lane of ``queues`` x
+    ``job_types`` from where ``lanes`` says it begins (by default, from its start)."""
+    bounds = (lanes or Lanes(queues, job_types)).bounds()
+    return (
+        bounds.queues,
+        bounds.job_types,
+        limit,
+        "worker-1",
+        300.0,
+        bounds.after_priority,
+        bounds.after_run_at,
+    )
+
+
 HOT_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
-    "claim_jobs": ((["default"], ["ocr"], 500, "worker-1", 300.0), "docko_jobs_lane_idx"),
+    "claim_jobs": (claim_args(["default"], ["ocr"], 500), "docko_jobs_lane_idx"),
     "claim_jobs_merged": (
-        (["default", "other"], ["ocr", "pdf", "thumbnail"], 500, "worker-1", 300.0),
+        claim_args(["default", "other"], ["ocr", "pdf", "thumbnail"], 500),
         "docko_jobs_lane_idx",
     ),
     "rescue_expired_jobs": ((1000,), "docko_jobs_lease_idx"),
@@ -123,11 +142,7 @@ async def test_claim_updates_no_more_rows_than_asked_on_a_million_rows(
     try:
         raw = await million_jobs.fetchval(
             "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()[name],
-            ["default", "other"],
-            ["ocr", "pdf"],
-            100,
-            "worker-1",
-            300.0,
+            *claim_args(["default", "other"], ["ocr", "pdf"], 100),
         )
     finally:
         await transaction.rollback()  # leave the shared table as it was
@@ -152,7 +167,7 @@ async def test_a_backlog_of_other_types_is_not_read(
     args: tuple[Any, ...] = (
         (["default"], ["pdf"], 60.0, 1000)
         if name == "waiting_unknown_types"
-        else (["default"], ["pdf"], 100, "worker-1", 300.0)
+        else claim_args(["default"], ["pdf"], 100)
     )
     transaction = million_jobs.transaction()
     await transaction.start()
@@ -425,3 +440,34 @@ async def test_queue_sample_reads_a_bounded_number_of_rows_on_a_million(
     rows = await million_jobs.fetch(load_statements()["sample_queues"], ["default"], cap, 1_000)
     assert [(row["available"], row["running"]) for row in rows] == [(cap, cap)]
     assert rows[0]["oldest_due_age"] >= 0
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("name", ["claim_jobs", "claim_jobs_merged"])
+async def test_a_claim_starts_each_lane_where_its_cursor_says(
+    million_jobs: asyncpg.Connection, name: str, plan_cache_mode: str
+) -> None:
+    """The lane's bound starts the index scan (an index condition, not a filter over the
+    entries before it): entries a held snapshot keeps in the index are not visited."""
+    await million_jobs.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+    queues, job_types, *rest, _, _ = claim_args(["default"], ["ocr"], 100)
+    transaction = million_jobs.transaction()
+    await transaction.start()
+    try:
+        raw = await million_jobs.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + load_statements()[name],
+            queues,
+            job_types,
+            *rest,
+            [7],  # the 800,000 jobs' priorities are 0-9: start at 7
+            [float("-inf")],
+        )
+    finally:
+        await transaction.rollback()
+    nodes = _nodes(json.loads(raw)[0]["Plan"])
+    [scan] = [node for node in nodes if node.get("Index Name") == "docko_jobs_lane_idx"]
+    assert "priority" in scan["Index Cond"], scan
+    assert scan.get("Rows Removed by Filter", 0) == 0, scan
+    assert scan["Actual Rows"] == 100, scan
+    updates = [node for node in nodes if node["Node Type"] == "ModifyTable"]
+    assert [node["Actual Rows"] for node in updates] == [100]

@@ -93,4 +93,5 @@ async def test_a_notification_naming_too_many_types_names_none(db: asyncpg.Conne
         None,
     )
     await wait_until(lambda: len(payloads) == 1, message="one notification")
-    assert parse_wake_payload(payloads[0]) == ("mail", None, None)
+    notice = parse_wake_payload(payloads[0])
+    assert (notice.queue, notice.due, notice.job_types, notice.priority) == ("mail", None, None, 0)

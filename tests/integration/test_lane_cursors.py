@@ -1,0 +1,99 @@
+"""Claims start each lane where its claimable jobs begin (docko_worker/lanes.py), and never leave
+a job behind that a notification announced: a job enqueued in a transaction that committed after
+later jobs ran, and a job of a better priority than those claimed so far, each run at once, not
+at the next claim that reads every lane from its start."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import asyncpg
+
+from docko_worker import Config, Job, JobState, Queue
+from docko_worker.lanes import FULL_CLAIM_INTERVAL
+from tests.integration.support import count_jobs, running_queue, supervisor_of, wait_for_state
+from tests.waiting import wait_until
+
+# Far longer than the tests wait: a job that runs was woken for, not polled for.
+SLOW_POLL = 600.0
+# Well inside FULL_CLAIM_INTERVAL: a job found within it was not found by a claim from the start.
+PROMPTLY = FULL_CLAIM_INTERVAL / 2
+
+
+async def _listening(queue: Queue) -> None:
+    waker = supervisor_of(queue).waker
+    assert waker is not None
+    await asyncio.wait_for(waker.connected.wait(), 10)
+
+
+async def _run_some(queue: Queue, count: int, priority: int = 0) -> None:
+    ids = await queue.enqueue_many("default", "ocr", [{}] * count, priority=priority)
+    for job_id in ids:
+        await wait_for_state(queue, job_id, JobState.COMPLETED, timeout=15)
+
+
+async def test_a_job_enqueued_in_a_transaction_that_committed_late_runs_at_once(
+    make_config: Callable[..., Config], database_url: str
+) -> None:
+    async def noop(job: Job) -> None:
+        return None
+
+    config = make_config(poll_interval=SLOW_POLL, listen=True)
+    async with running_queue(config, {"ocr": noop}) as queue:
+        await _listening(queue)
+        producer = await asyncpg.connect(database_url)
+        try:
+            transaction = producer.transaction()
+            await transaction.start()
+            late = await queue.enqueue("default", "ocr", {}, conn=producer)  # due at BEGIN
+            await asyncio.sleep(0.05)
+            await _run_some(queue, 5)  # due after it: the lane's cursor moves past it
+            await transaction.commit()
+        finally:
+            await producer.close()
+        await wait_for_state(queue, late.id, JobState.COMPLETED, timeout=PROMPTLY)
+
+
+async def test_a_job_of_a_better_priority_than_those_claimed_runs_at_once(
+    make_config: Callable[..., Config],
+) -> None:
+    async def noop(job: Job) -> None:
+        return None
+
+    config = make_config(poll_interval=SLOW_POLL, listen=True)
+    async with running_queue(config, {"ocr": noop}) as queue:
+        await _listening(queue)
+        await _run_some(queue, 5, priority=5)
+        urgent = await queue.enqueue("default", "ocr", {}, priority=0)
+        await wait_for_state(queue, urgent.id, JobState.COMPLETED, timeout=PROMPTLY)
+
+
+async def test_every_job_runs_once_while_a_snapshot_is_held(
+    make_config: Callable[..., Config], database_url: str
+) -> None:
+    """A session idle in a transaction holding a snapshot: vacuum and the index's own clean-up
+    keep every claimed job's entry, and the claims start past them."""
+    ran: list[Job] = []
+
+    async def record(job: Job) -> None:
+        ran.append(job)
+
+    holder = await asyncpg.connect(database_url)
+    try:
+        await holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        await holder.fetchval("SELECT count(*) FROM docko_jobs")
+        config = make_config(poll_interval=SLOW_POLL, listen=True)
+        async with running_queue(config, {"ocr": record}) as queue:
+            await _listening(queue)
+            for _ in range(20):
+                await queue.enqueue_many("default", "ocr", [{}] * 25)
+                await asyncio.sleep(0.01)
+
+            async def all_completed() -> bool:
+                return await count_jobs(queue, state="completed") == 500
+
+            await wait_until(all_completed, timeout=30, interval=0.05)
+    finally:
+        await holder.close()
+    assert len(ran) == len({job.id for job in ran}) == 500
