@@ -124,8 +124,9 @@ class UnknownTypeWatch:
     """Warns, once an hour per queue and type, of due jobs no handler of this daemon can take.
 
     A rolling deploy or a missing handler package leaves such jobs waiting: correct (another
-    daemon may know the type), but worth saying when they have waited a minute. It looks at the
-    first ``UNKNOWN_TYPE_SAMPLE`` due jobs of each queue in claim order, where such jobs gather.
+    daemon may know the type), but worth saying when they have waited a minute. It finds the
+    types queued in each served queue (one index probe per type) and counts up to
+    ``UNKNOWN_TYPE_SAMPLE`` due jobs of each type it lacks.
     """
 
     def __init__(self, store: JobStore, queues: Sequence[str], job_types: Sequence[str]) -> None:
