@@ -1,5 +1,5 @@
 """``python -m docko_worker``: the same as the ``docko-worker`` command."""
 
-from .cli import main
+from .launch import main
 
 raise SystemExit(main())

@@ -17,6 +17,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from importlib.metadata import entry_points
 from itertools import islice
 from typing import Any, NoReturn
 from uuid import UUID
@@ -24,12 +25,12 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from . import __version__
 from .config import Config, load_config, settings_reference, unknown_env_vars
 from .daemon import remember_early_signals, run_async, run_daemon
 from .dsn import describe_connection_error, hide_secrets, redact_dsn
 from .errors import DockoError, PayloadError
 from .health import check_health_file, check_max_age
+from .launch import collection_paused
 from .logs import configure_logging
 from .migrations import migrate, pending_migrations
 from .payloads import (
@@ -67,7 +68,9 @@ def environment_help(width: int = 79) -> str:
     return "\n".join(lines) + "\n"
 
 
-ENVIRONMENT_HELP = environment_help()
+# Stands for ``environment_help()`` in an epilog until a help text is printed: every command
+# builds the parser, and writing out the settings' help costs more than parsing its arguments.
+ENVIRONMENT_HELP = "\0environment help\0"
 
 
 class UsageError(DockoError):
@@ -78,6 +81,31 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def format_help(self) -> str:
+        if self.epilog and ENVIRONMENT_HELP in self.epilog:
+            self.epilog = self.epilog.replace(ENVIRONMENT_HELP, environment_help())
+        return super().format_help()
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the installed distribution's version, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        from . import __version__
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit()
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -86,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction, dest=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -249,8 +277,12 @@ def cmd_run(_args: argparse.Namespace) -> int:
     config = _configured()
     config.require_database_url()
     registry = HandlerRegistry()
-    registry.load_entry_points()
-    periodics = load_periodic_entry_points()
+    # One look through the installed distributions serves both groups; the handlers' modules,
+    # imports mostly, load as the CLI's own did (see ``launch``).
+    installed = entry_points()
+    with collection_paused():
+        registry.load_entry_points(installed.select(group=ENTRY_POINT_GROUP))
+        periodics = load_periodic_entry_points(installed.select(group=PERIODIC_ENTRY_POINT_GROUP))
     if not len(registry):
         raise DockoError(f"no handlers: install a package with '{ENTRY_POINT_GROUP}' entry points")
     return run_async(lambda: run_daemon(config, registry, periodics))

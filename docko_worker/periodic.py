@@ -29,8 +29,6 @@ from typing import Any, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-
 from .errors import ConfigError, DockoError
 from .payloads import check_text, encode_payload
 
@@ -109,6 +107,9 @@ class CronSchedule:
             if int(parts[0]) > 59:
                 raise ValueError(f"bad cron expression {expression!r}: Bad second")
             fields, offset = " ".join(parts[1:]), timedelta(seconds=int(parts[0]))
+        # Imported here: a daemon without cron schedules never needs cronsim.
+        from cronsim import CronSim, CronSimError
+
         try:
             CronSim(fields, datetime(2000, 1, 1, tzinfo=zone))
         except CronSimError as exc:
@@ -120,6 +121,8 @@ class CronSchedule:
         return self.expression
 
     def _forward(self, start: datetime) -> Iterator[datetime]:
+        from cronsim import CronSim
+
         local = (start - self._offset).astimezone(self.zone)
         for slot in CronSim(self._fields, local):
             yield slot.astimezone(UTC) + self._offset
@@ -137,6 +140,8 @@ class CronSchedule:
     def latest_slot(self, now: datetime) -> datetime | None:
         # cronsim's reverse walk gives a slot at or before ``now`` (an estimate in the hour the
         # clocks repeat); the forward walk from it is the definition.
+        from cronsim import CronSim
+
         start = (now - self._offset).astimezone(self.zone).replace(microsecond=0)
         estimate: datetime | None = None
         for steps, slot in enumerate(CronSim(self._fields, start + timedelta(seconds=1), True)):

@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import asyncpg
 import structlog
@@ -39,7 +39,6 @@ import structlog
 from .alarm import Alarm
 from .completer import Completer
 from .config import Config
-from .endpoint import Endpoint
 from .fetcher import STOP_GRACE, Fetcher
 from .handoff import Handoff
 from .health import keep_touching
@@ -55,11 +54,14 @@ from .periodic import Periodic
 from .recorder import Counters, Recorder
 from .registry import HandlerRegistry
 from .retry import reconnect_delay
-from .scheduler import Scheduler
 from .settle import settle
 from .store import JobStore, PeriodicStore
 from .waker import Connect, Waker
 from .workers import Workers
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
+    from .scheduler import Scheduler
 
 log = structlog.get_logger("docko_worker.supervisor")
 
@@ -202,12 +204,18 @@ class Supervisor:
         self._loop_monitor = LoopMonitor(
             min(LOOP_BLOCK_WARNING, config.visibility_timeout / 2), self._workers.running_jobs
         )
-        self._scheduler = (
-            Scheduler(PeriodicStore(store.runner), periodics, config) if periodics else None
-        )
-        self._endpoint = (
-            None if metrics is None else Endpoint(config, store, self.queues, metrics, self)
-        )
+        # The scheduler and the endpoint are imported only when wanted: most daemons declare no
+        # periodic job, and serve no HTTP; their modules would only lengthen the start-up.
+        self._scheduler: Scheduler | None = None
+        if periodics:
+            from .scheduler import Scheduler
+
+            self._scheduler = Scheduler(PeriodicStore(store.runner), periodics, config)
+        self._endpoint: Endpoint | None = None
+        if metrics is not None:
+            from .endpoint import Endpoint
+
+            self._endpoint = Endpoint(config, store, self.queues, metrics, self)
         self._endpoint_task: asyncio.Task[None] | None = None
         self._fetcher_task: asyncio.Task[None] | None = None
         self._side_tasks: list[asyncio.Task[None]] = []
