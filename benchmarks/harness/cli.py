@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip docko's producers scenario (enqueue through asyncpg and psycopg)",
     )
     parser.add_argument(
-        "--skip-million", action="store_true", help="skip docko's million-row scenarios"
+        "--skip-million",
+        action="store_true",
+        help="skip docko's million-row scenarios (1M queued, history kept, pruning)",
     )
     parser.add_argument(
         "--million-jobs", type=int, default=1_000_000, help="jobs queued at once; 0 skips (1000000)"

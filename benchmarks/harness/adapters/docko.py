@@ -125,7 +125,13 @@ class Docko(System):
             env["DOCKO_HTTP_PORT"] = str(_free_port())
         return WorkerCommand([venv_script("docko-worker", "docko"), "run"], env)
 
-    unfinished_sql = "SELECT count(*) FROM docko_jobs WHERE state IN ('available', 'running')"
+    # Each state counted through its partial index (claim, lease): written as one IN list the
+    # planner has no index for, and scans the whole table in parallel, a history kept included
+    # (~0.2 s of two cores at 1,000,000 rows, ~1 s at 5,000,000), at every poll of a burn-down.
+    unfinished_sql = (
+        "SELECT (SELECT count(*) FROM docko_jobs WHERE state = 'available')"
+        " + (SELECT count(*) FROM docko_jobs WHERE state = 'running')"
+    )
 
     measures_lateness = True
 
