@@ -9,11 +9,13 @@ the table) and ``CHECKPOINT``, so its writes are not flushed during the measured
 
 - Kept history: ``kept`` rows finished over the last 20 hours (younger than the default
   retention, so the pruner leaves them), then for each run ``--jobs`` queued and burned down by
-  the daemon with the default retention, as the "default retention" row does on a fresh table.
-  One seeded database per size serves every run; each run starts with ``VACUUM ANALYZE``.
+  the daemon with the default retention, and the same on a fresh table right before or after
+  it (alternately). One seeded database per size serves every run; each run starts with
+  ``VACUUM ANALYZE``.
 - Pruning: ``rows`` rows finished two days ago (past the default retention), a daemon with the
   default retention pruning every ``prune_interval`` seconds, and the latency scenario (single
-  enqueues at a fixed interval, enqueue to handler start) while the pruner deletes them.
+  enqueues at a fixed interval, enqueue to handler start) while the pruner deletes them; then
+  the same window again on the same daemon once they are gone.
 """
 
 from __future__ import annotations
@@ -150,31 +152,52 @@ async def run_kept(
             f"CHECKPOINT {seed['checkpoint_seconds']:.1f} s), table {seed['table_mb']:,.0f} MiB"
         )
         for run in range(1, runs + 1):
-            await attempt(entry, _kept_run(system, dsn, options, kept, run, log))
+            await attempt(entry, _kept_run(system, admin_dsn, dsn, options, kept, run, log))
     return entry
 
 
 async def _kept_run(
-    system: Docko, dsn: str, options: Options, kept: int, run: int, log: Log
+    system: Docko, admin_dsn: str, dsn: str, options: Options, kept: int, run: int, log: Log
 ) -> dict[str, Any]:
+    """One burn-down beside the history, and one on a fresh table right before or after it
+    (alternately), so the two are compared at the same moment of a shared machine."""
     if run > 1:  # the previous run's claimed and completed row versions, as autovacuum would
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute("VACUUM ANALYZE docko_jobs", timeout=1800)
         finally:
             await conn.close()
+    fresh_first = run % 2 == 0
+    if fresh_first:
+        fresh = await _fresh_burn_down(admin_dsn, options, f"docko-fresh{kept}-run{run}")
     await system.open(dsn)
     try:
         enqueue = await measure_enqueue(system, options.jobs)
     finally:
         await system.close()
     burn = await measure_burn_down(system, dsn, options, f"docko-kept{kept}-run{run}", options.jobs)
+    if not fresh_first:
+        fresh = await _fresh_burn_down(admin_dsn, options, f"docko-fresh{kept}-run{run}")
     log(
         f"  docko {kept:,} kept + {options.jobs:,} queued (run {run}): burn-down "
         f"{burn['throughput']:,.0f} jobs/s, {burn.get('processing_rate') or 0:,.0f} jobs/s "
-        f"processing, exactly once: {burn['exactly_once']}"
+        f"processing (fresh table alongside: {fresh['throughput']:,.0f}, "
+        f"{fresh.get('processing_rate') or 0:,.0f}), exactly once: {burn['exactly_once']}"
     )
-    return {"kept": kept, "enqueue": enqueue, "burn_down": burn}
+    return {"kept": kept, "enqueue": enqueue, "burn_down": burn, "fresh_burn_down": fresh}
+
+
+async def _fresh_burn_down(admin_dsn: str, options: Options, name: str) -> dict[str, Any]:
+    """The default-retention burn-down of ``options.jobs`` on a fresh table."""
+    system = Docko(retention=DEFAULT_RETENTION)
+    async with scratch_database(admin_dsn, "docko_fresh") as dsn:
+        await system.install(dsn)
+        await system.open(dsn)
+        try:
+            await measure_enqueue(system, options.jobs)
+        finally:
+            await system.close()
+        return await measure_burn_down(system, dsn, options, name, options.jobs)
 
 
 class PruningDocko(Docko):
@@ -222,10 +245,11 @@ async def run_pruning(
         finally:
             await system.close()
     result["seed"] = seed
-    latency, pruning = result["latency"], result["pruning"]
+    latency, after, pruning = result["latency"], result["latency_after"], result["pruning"]
     log(
         f"  docko latency while pruning {rows:,} rows (run {run}): p50 "
-        f"{latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms; "
+        f"{latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms (after pruning: "
+        f"{after['p50_ms']:.1f}, {after['p99_ms']:.1f} ms); "
         f"{pruning['pruned_in_window']:,} pruned in the window; pruning ran "
         f"{pruning['pruning_seen_from'] or float('nan'):.1f}-"
         f"{pruning['pruning_seen_until'] or float('nan'):.1f} s after worker start; "
@@ -234,11 +258,36 @@ async def run_pruning(
     return result
 
 
+async def _window(
+    system: PruningDocko, conn: Any, worker: Any, options: Options, first_seq: int
+) -> tuple[float, float]:
+    """``measure_latency``'s window: ``latency_jobs`` single enqueues ``latency_interval``
+    apart, waited for; its start and end (``perf_counter``)."""
+    start = time.perf_counter()
+    for index in range(options.latency_jobs):
+        delay = start + index * options.latency_interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await system.enqueue_one(payload(first_seq + index, time.time()))
+    await wait_until_finished(conn, system, worker, options.poll_interval, limit=120)
+    return start, time.perf_counter()
+
+
+def _latency(records: list[Any], seqs: range, options: Options) -> dict[str, Any]:
+    latencies = [(r.started_at - r.enqueued_at) * 1000 for r in records if r.seq in seqs]
+    return {
+        "jobs": len(seqs),
+        "interval_ms": options.latency_interval * 1000,
+        **_percentiles(latencies),
+    }
+
+
 async def _latency_while_pruning(
     system: PruningDocko, dsn: str, options: Options, rows: int, run: int
 ) -> dict[str, Any]:
-    """``measure_latency``'s window (settled worker, single enqueues ``latency_interval``
-    apart), with the prunable rows counted at its start and end, then polled until none is left."""
+    """A settled worker, the latency window with the prunable rows counted at its start and end,
+    then those polled until none is left, and the same window again once the pruner is done:
+    the clean latency of the same daemon, at the same moment of the shared machine."""
     worker = _worker(system, dsn, options, f"docko-prune-run{run}")
     conn = await asyncpg.connect(dsn)
     count = options.latency_jobs
@@ -248,14 +297,7 @@ async def _latency_while_pruning(
     try:
         await _start_settled(system, conn, worker, options)
         left_at_start = await _prunable(conn)
-        window_start = time.perf_counter()
-        for seq in range(count):
-            delay = window_start + seq * options.latency_interval - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await system.enqueue_one(payload(seq, time.time()))
-        await wait_until_finished(conn, system, worker, options.poll_interval, limit=120)
-        window_end = time.perf_counter()
+        window_start, window_end = await _window(system, conn, worker, options, 0)
         left_at_end = await _prunable(conn)
         left = left_at_end
         while left and time.perf_counter() - worker.started_at < PRUNE_LIMIT:
@@ -264,6 +306,8 @@ async def _latency_while_pruning(
             left = await _prunable(conn)
         if not left:
             all_pruned_after = time.perf_counter() - worker.started_at
+        await asyncio.sleep(options.settle_seconds)
+        await _window(system, conn, worker, options, count)
         exit_code = await worker.stop()
     finally:
         watch.cancel()
@@ -271,15 +315,13 @@ async def _latency_while_pruning(
         worker.kill()
         await conn.close()
     records = worker.records()
-    latencies = [(r.started_at - r.enqueued_at) * 1000 for r in records if r.seq >= 0]
     return {
         "latency": {
-            "jobs": count,
-            "interval_ms": options.latency_interval * 1000,
-            **_percentiles(latencies),
+            **_latency(records, range(count), options),
             "exit_code": exit_code,
-            **verify(records, [WARM_UP_SEQ, *range(count)]),
+            **verify(records, [WARM_UP_SEQ, *range(2 * count)]),
         },
+        "latency_after": _latency(records, range(count, 2 * count), options),
         "pruning": {
             "rows": rows,
             "prune_interval_s": system.prune_interval,

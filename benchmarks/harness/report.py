@@ -457,7 +457,12 @@ METHOD = [
 # medians meet it.
 EXTRA_METRICS = [
     "burn_down.first_job_after",
+    "fresh_burn_down.throughput",
+    "fresh_burn_down.processing_rate",
     "bare_loop.rate",
+    "latency_after.p50_ms",
+    "latency_after.p95_ms",
+    "latency_after.p99_ms",
     "pruning.pruned_in_window",
     "pruning.pruning_seconds",
     "pruning.prune_rate",
@@ -582,8 +587,25 @@ def import_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _within_runs(entry: dict[str, Any], ours: str, theirs: str) -> tuple[float | None, str]:
+    """The ratio ``ours`` / ``theirs`` of two metrics of the same run, run by run: its median,
+    and the median with its range as text."""
+    ratios = []
+    for run in entry["runs"]:
+        a, b = _value_at(run, ours), _value_at(run, theirs)
+        if a is not None and b is not None:
+            ratios.append(a / b)
+    if not ratios:
+        return None, DASH
+    middle = statistics.median(ratios)
+    if len(ratios) == 1:
+        return middle, f"{middle:.2f}{TIMES}"
+    return middle, f"{middle:.2f}{TIMES} ({min(ratios):.2f}{DASH}{max(ratios):.2f})"
+
+
 def history_table(results: dict[str, Any]) -> list[str]:
-    """Burn-downs beside a kept history against the same on a fresh table."""
+    """Burn-downs beside a kept history against the same on a fresh table measured alongside
+    (run by run) and against the default-retention row (medians)."""
     kept = kept_entries(results)
     if not kept:
         return []
@@ -591,41 +613,36 @@ def history_table(results: dict[str, Any]) -> list[str]:
     base = results["systems"].get(DOCKO_RETAIN)
     throughput, processing = "burn_down.throughput", "burn_down.processing_rate"
     lines = [
-        f"| Table (docko-worker, default retention, {jobs:,} queued) | Seeding (s) "
+        f"| History kept (docko-worker, default retention, {jobs:,} queued) | Seeding (s) "
         "| Burn-down from worker start (jobs/s) | Processing rate (jobs/s) "
-        "| Burn-down vs fresh table (medians) | Processing rate vs fresh table "
-        f"| Exactly once | Issue target {GE} {HISTORY_TARGET:.2f}{TIMES} |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
+        "| Fresh table alongside: burn-down, processing (jobs/s) "
+        "| Burn-down / fresh alongside, run by run "
+        "| Processing rate / fresh alongside, run by run "
+        "| Burn-down / default-retention row (medians) "
+        f"| Exactly once | Issue target {GE} {HISTORY_TARGET:.2f}{TIMES} (burn-down, run by run) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    if base:
-        lines.append(
-            _row(
-                [
-                    "fresh (the default-retention row above)",
-                    DASH,
-                    _cell(base, throughput),
-                    _cell(base, processing),
-                    f"1.00{TIMES}",
-                    f"1.00{TIMES}",
-                    _exactly_once(base),
-                    DASH,
-                ]
-            )
-        )
     for entry in kept:
         seed = entry.get("seed", {})
-        ratio = _median_ratio(_summary(entry, throughput), _summary(base, throughput))
+        paired, paired_text = _within_runs(entry, throughput, "fresh_burn_down.throughput")
+        _, processing_text = _within_runs(entry, processing, "fresh_burn_down.processing_rate")
+        fresh = (
+            f"{_cell(entry, 'fresh_burn_down.throughput')}, "
+            f"{_cell(entry, 'fresh_burn_down.processing_rate')}"
+        )
         lines.append(
             _row(
                 [
-                    f"{entry['kept']:,} completed rows of the last 20 h kept",
+                    f"{entry['kept']:,} completed rows of the last 20 h",
                     _num(seed.get("seconds", math.nan)),
                     _cell(entry, throughput),
                     _cell(entry, processing),
-                    DASH if ratio is None else f"{ratio:.2f}{TIMES}",
-                    _versus(entry, base, processing),
+                    fresh,
+                    paired_text,
+                    processing_text,
+                    _versus(entry, base, throughput),
                     _exactly_once(entry),
-                    _verdict(ratio, HISTORY_TARGET),
+                    _verdict(paired, HISTORY_TARGET),
                 ]
             )
         )
@@ -633,29 +650,34 @@ def history_table(results: dict[str, Any]) -> list[str]:
 
 
 def pruning_table(results: dict[str, Any]) -> list[str]:
-    """Latency while the pruner deletes a history past retention, beside the clean latency."""
+    """Latency while the pruner deletes a history past retention, beside the same daemon's once
+    it is done and the default-retention row's."""
     pruning = results.get("docko_history", {}).get("pruning")
     if not pruning:
         return []
     systems = results["systems"]
     clean = systems.get(DOCKO_RETAIN) or systems.get(DOCKO)
     rows = pruning["rows"]
+    percentiles = ("p50", "p95", "p99")
     lines = [
         "| Latency (docko-worker, default retention) | p50 (ms) | p95 (ms) | p99 (ms) "
-        "| p99 vs clean (medians) | Rows pruned during the window | Pruning took (s) "
+        "| p99 / after pruning, run by run | Rows pruned during the window | Pruning took (s) "
         "| Rows pruned per s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     if clean:
-        latency = [_cell(clean, f"latency.{p}_ms", 1) for p in ("p50", "p95", "p99")]
-        lines.append(_row([f"clean: {clean['label']}", *latency, f"1.00{TIMES}", *[DASH] * 3]))
-    latency = [_cell(pruning, f"latency.{p}_ms", 1) for p in ("p50", "p95", "p99")]
+        latency = [_cell(clean, f"latency.{p}_ms", 1) for p in percentiles]
+        lines.append(_row([f"{clean['label']} (the latency table's row)", *latency, *[DASH] * 4]))
+    latency = [_cell(pruning, f"latency_after.{p}_ms", 1) for p in percentiles]
+    lines.append(_row(["same daemon, once pruning is done", *latency, *[DASH] * 4]))
+    latency = [_cell(pruning, f"latency.{p}_ms", 1) for p in percentiles]
+    _, paired = _within_runs(pruning, "latency.p99_ms", "latency_after.p99_ms")
     lines.append(
         _row(
             [
                 f"while pruning {rows:,} rows past retention",
                 *latency,
-                _versus(pruning, clean, "latency.p99_ms"),
+                paired,
                 _cell(pruning, "pruning.pruned_in_window"),
                 _cell(pruning, "pruning.pruning_seconds", 1),
                 _cell(pruning, "pruning.prune_rate"),
@@ -723,8 +745,10 @@ def extra_sections(results: dict[str, Any]) -> list[str]:
             "and finished over the last 20 hours, younger than the default retention, payloads "
             "of the benchmark's shape), `VACUUM ANALYZE`, `CHECKPOINT`; then, in each run, "
             f"{options['jobs']:,} jobs enqueued and burned down by the default-retention daemon "
-            "(one seeded table per size serves every run, `VACUUM ANALYZE` between runs). "
-            "Compared with the default-retention row on a fresh table. "
+            "(one seeded table per size serves every run, `VACUUM ANALYZE` between runs), and "
+            "the same on a fresh table right before or after it (alternately), so each pair "
+            "ran at the same moment of the shared machine; also against the default-retention "
+            "row of the throughput table, measured minutes earlier. "
             + "; ".join(_seconds_text(entry) for entry in kept_entries(results))
             + ".",
             "",
@@ -740,7 +764,9 @@ def extra_sections(results: dict[str, Any]) -> list[str]:
             f"{found['rows']:,} completed rows finished two days ago (past the default "
             "retention) seeded as above, then a default-retention daemon with "
             f"`DOCKO_PRUNE_INTERVAL={options['prune_interval_s']:g}` and the latency scenario "
-            "while it prunes them. Rows pruned during the window: the count past retention at "
+            "while it prunes them, then the same window again on the same daemon once they are "
+            "gone (1 s after the last). Rows pruned during the window: the count past "
+            "retention at "
             "the first enqueue minus the count once every job had run. Pruning took: from the "
             "first to the last look (every 50 ms, in `pg_stat_activity`) that found the prune "
             f"statement running. {found.get('seconds', math.nan):.0f} s for "
