@@ -769,7 +769,9 @@ def extra_sections(results: dict[str, Any]) -> list[str]:
             "retention at "
             "the first enqueue minus the count once every job had run. Pruning took: from the "
             "first to the last look (every 50 ms, in `pg_stat_activity`) that found the prune "
-            f"statement running. {found.get('seconds', math.nan):.0f} s for "
+            "statement running, up to its first pause of more than 0.5 s (the later sweeps, "
+            f"every {options['prune_interval_s']:g} s with nothing to delete, do not count). "
+            f"{found.get('seconds', math.nan):.0f} s for "
             f"{len(found['runs'])} run{'s' if len(found['runs']) != 1 else ''}.",
             "",
             *pruning,
