@@ -1,6 +1,6 @@
 """``python -m harness``: run the benchmark and write ``results/latest.{json,md,png}``.
 
-python -m harness                                   # the full run (about 10-15 minutes)
+python -m harness                                   # the full run (about 12-17 minutes)
 python -m harness --runs 1 --skip-million --systems docko --jobs 5000   # a quick look
 """
 
