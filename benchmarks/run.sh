@@ -5,7 +5,7 @@
 # from worker-envs/<system>.txt: the system and the handlers, nothing else), then runs every
 # scenario and writes benchmarks/results/latest.{md,json,png}.
 #
-#   bash benchmarks/run.sh                       # full run, ~10-15 minutes on 2 cores
+#   bash benchmarks/run.sh                       # full run, ~12-17 minutes on 2 cores
 #   bash benchmarks/run.sh --runs 1 --skip-million --systems docko --jobs 5000
 #   BENCH_DATABASE_URL=postgresql://user@host:5432/postgres bash benchmarks/run.sh
 #

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from .report import kept_entries
+
 THOUSANDS = FuncFormatter(lambda value, _: f"{value:,.0f}")
 
 COLORS = {
@@ -103,7 +105,7 @@ def _lateness_rows(systems: dict[str, Any]) -> list[tuple[str, dict[str, Any], s
 
 def write_chart(results: dict[str, Any], path: Path) -> None:
     systems = results["systems"]
-    scale = results.get("docko_scale", {})
+    scale = results.get("docko_scale", {}) or kept_entries(results)
     jobs = results["options"]["jobs"]
     labels = [entry["label"] for entry in systems.values()]
     colors = [COLORS.get(key, "#888888") for key in systems]
@@ -160,7 +162,7 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
 
 
 def _scale(ax: Axes, results: dict[str, Any]) -> None:
-    systems, scale, options = results["systems"], results["docko_scale"], results["options"]
+    systems, scale, options = results["systems"], results.get("docko_scale", {}), results["options"]
     jobs = options["jobs"]
     bars: list[tuple[str, str, Any]] = []
     if "docko" in systems:
@@ -173,15 +175,9 @@ def _scale(ax: Axes, results: dict[str, Any]) -> None:
         bars.append(
             (f"{jobs:,} queued\ndefault retention", "docko-retain", systems["docko-retain"])
         )
-    if "million_kept" in scale:
-        n = options["kept_rows"]
-        bars.append(
-            (
-                f"{n:,} kept + {jobs:,} queued\ndefault retention",
-                "docko-retain",
-                scale["million_kept"],
-            )
-        )
+    for entry in kept_entries(results):
+        label = f"{entry['kept']:,} kept + {jobs:,} queued\ndefault retention"
+        bars.append((label, "docko-retain", entry))
     values = [
         _value(
             entry,

@@ -1,6 +1,6 @@
 """``python -m harness``: run the benchmark and write ``results/latest.{json,md,png}``.
 
-python -m harness                                   # the full run (about 10-15 minutes)
+python -m harness                                   # the full run (about 12-17 minutes)
 python -m harness --runs 1 --skip-million --systems docko --jobs 5000   # a quick look
 """
 
@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import SYSTEM_KEYS, System, make_systems
+from .ceiling import measure_bare_loop
 from .chart import write_chart
 from .db import DEFAULT_DSN
+from .history import run_kept, run_pruning
 from .machine import describe
 from .producers import measure_producers
 from .report import add_summaries, write_json, write_markdown
-from .runner import run_million_kept, run_million_queued, run_system
+from .runner import run_million_queued, run_system
 from .scenarios import LATENESS_BATCH, Options
+from .startup import measure_import_time
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
@@ -62,9 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip docko's producers scenario (enqueue through asyncpg and psycopg)",
     )
     parser.add_argument(
-        "--skip-million", action="store_true", help="skip docko's million-row scenarios"
+        "--skip-million",
+        action="store_true",
+        help="skip docko's million-row scenarios (1M queued, history kept, pruning)",
     )
-    parser.add_argument("--million-jobs", type=int, default=1_000_000, help="(1000000)")
+    parser.add_argument(
+        "--million-jobs", type=int, default=1_000_000, help="jobs queued at once; 0 skips (1000000)"
+    )
     parser.add_argument(
         "--million-milestone",
         type=int,
@@ -72,7 +79,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report the rate until this many of them finished (200000)",
     )
     parser.add_argument(
-        "--kept-rows", type=int, default=1_000_000, help="completed rows kept (1000000)"
+        "--kept-rows",
+        type=_sizes,
+        default=[1_000_000, 5_000_000],
+        help="comma-separated sizes of the history kept (completed rows of the last 20 hours) "
+        "under a burn-down with the default retention, one seeded table each; 0 skips "
+        "(1000000,5000000)",
+    )
+    parser.add_argument(
+        "--prune-rows",
+        type=int,
+        default=1_000_000,
+        help="completed rows past retention that the daemon prunes during the latency "
+        "measurement; 0 skips (1000000)",
+    )
+    parser.add_argument(
+        "--prune-interval",
+        type=float,
+        default=1.0,
+        help="DOCKO_PRUNE_INTERVAL of the pruning daemon, seconds (1)",
+    )
+    parser.add_argument(
+        "--skip-bare-loop",
+        action="store_true",
+        help="skip the bare claim-and-delete loop (docko's statements alone, the ceiling)",
+    )
+    parser.add_argument(
+        "--import-runs",
+        type=int,
+        default=5,
+        help="interpreter starts timing `import docko_worker.cli` (-X importtime); 0 skips (5)",
     )
     parser.add_argument(
         "--million-runs", type=int, default=3, help="runs of each million-row scenario (3)"
@@ -93,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir", type=Path, default=RESULTS_DIR, help="where latest.* go (%(default)s)"
     )
     return parser
+
+
+def _sizes(text: str) -> list[int]:
+    """``1000000,5000000`` as a list; 0 (or nothing) is none."""
+    sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    if any(size < 0 for size in sizes):
+        raise argparse.ArgumentTypeError(f"sizes cannot be negative: {text!r}")
+    return [size for size in sizes if size > 0]
 
 
 def log(message: str) -> None:
@@ -142,6 +186,10 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "million_jobs": args.million_jobs,
             "million_milestone": args.million_milestone,
             "kept_rows": args.kept_rows,
+            "prune_rows": args.prune_rows,
+            "prune_interval_s": args.prune_interval,
+            "bare_loop": not args.skip_bare_loop,
+            "import_runs": args.import_runs,
             "million_runs": 0 if args.skip_million else args.million_runs,
             "producer_singles": args.producer_singles,
         },
@@ -156,6 +204,11 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             for system in systems
         },
     }
+    with_docko = any(s.key.startswith("docko") for s in systems)
+    ceiling: dict[str, Any] | None = None
+    if not args.skip_bare_loop and with_docko:
+        ceiling = {"label": "docko bare claim-and-delete loop", "runs": []}
+        results["docko_ceiling"] = ceiling
     producers: dict[str, Any] | None = None
     if not args.skip_producers and any(s.key.startswith("docko") for s in systems):
         producers = {"label": "docko-worker producers", "runs": []}
@@ -169,6 +222,8 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             for system in order:
                 entry = results["systems"][system.key]
                 await _attempt(entry, run_system(system, args.dsn, options, run, log))
+            if ceiling is not None:
+                await _attempt(ceiling, measure_bare_loop(args.dsn, args.jobs, run, log))
             if producers is not None:
                 log("  docko-worker producers on a caller's connection")
                 await _attempt(
@@ -178,10 +233,10 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if not args.skip_million and any(s.key.startswith("docko") for s in systems):
             scale: dict[str, Any] = {
                 "million_queued": {"label": f"docko {args.million_jobs:,} queued", "runs": []},
-                "million_kept": {"label": f"docko {args.kept_rows:,} kept", "runs": []},
             }
-            results["docko_scale"] = scale
-            for run in range(1, args.million_runs + 1):
+            if args.million_jobs > 0:
+                results["docko_scale"] = scale
+            for run in range(1, args.million_runs + 1 if args.million_jobs > 0 else 1):
                 log(f"docko at scale, run {run}/{args.million_runs}")
                 await _attempt(
                     scale["million_queued"],
@@ -189,14 +244,47 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                         args.dsn, options, args.million_jobs, args.million_milestone, run, log
                     ),
                 )
-                await _attempt(
-                    scale["million_kept"],
-                    run_million_kept(args.dsn, options, args.kept_rows, run, log),
-                )
+            results["docko_history"] = await run_history(args, options)
+        if args.import_runs > 0 and with_docko:
+            log(f"docko: import docko_worker.cli, {args.import_runs} times (-X importtime)")
+            results["docko_import"] = await measure_import_time(args.import_runs)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     results["total_seconds"] = time.perf_counter() - started
     return results
+
+
+async def run_history(args: argparse.Namespace, options: Options) -> dict[str, Any]:
+    """docko with a long history: each kept size (seeded once, ``--million-runs`` burn-downs),
+    then ``--million-runs`` latency runs while the pruner deletes ``--prune-rows``."""
+    history: dict[str, Any] = {}
+    for kept in args.kept_rows:
+        log(f"docko with {kept:,} completed rows kept")
+        started = time.perf_counter()
+        try:
+            entry = await run_kept(args.dsn, options, kept, args.million_runs, log, _attempt)
+        except Exception as exc:  # the seeding failed: no run of this size
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            log(f"  FAILED: {detail}")
+            entry = {"label": f"docko {kept:,} kept", "kept": kept, "runs": [{"error": detail}]}
+        entry["seconds"] = time.perf_counter() - started
+        history[f"kept_{kept}"] = entry
+    if args.prune_rows > 0:
+        pruning: dict[str, Any] = {
+            "label": f"docko pruning {args.prune_rows:,} rows",
+            "rows": args.prune_rows,
+            "runs": [],
+        }
+        history["pruning"] = pruning
+        started = time.perf_counter()
+        for run in range(1, args.million_runs + 1):
+            log(f"docko latency while pruning, run {run}/{args.million_runs}")
+            await _attempt(
+                pruning,
+                run_pruning(args.dsn, options, args.prune_rows, args.prune_interval, run, log),
+            )
+        pruning["seconds"] = time.perf_counter() - started
+    return history
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -218,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             *results["systems"].values(),
             *results.get("docko_scale", {}).values(),
             *([results["docko_producers"]] if "docko_producers" in results else []),
+            *results.get("docko_history", {}).values(),
+            *([results["docko_ceiling"]] if "docko_ceiling" in results else []),
         ]
         for run in entry["runs"]
     )

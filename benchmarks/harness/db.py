@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -54,5 +55,21 @@ async def server_settings(dsn: str, names: list[str]) -> dict[str, str]:
         return {
             name: str(await conn.fetchval("SELECT current_setting($1)", name)) for name in names
         }
+    finally:
+        await conn.close()
+
+
+async def checkpoint(dsn: str) -> float:
+    """Run ``CHECKPOINT`` on ``dsn``'s server; the seconds it took.
+
+    Before every measured run, so no run pays for the previous step's writes (a seed's or an
+    enqueue's WAL and dirty buffers flushed while the worker runs). Needs a superuser or, from
+    PostgreSQL 15, a member of ``pg_checkpoint``.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        await conn.execute("CHECKPOINT", timeout=600)
+        return time.perf_counter() - started
     finally:
         await conn.close()

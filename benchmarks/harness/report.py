@@ -38,6 +38,7 @@ def add_summaries(results: dict[str, Any]) -> None:
         "burn_down.milestone.throughput",
         *PRODUCER_METRICS,
         *LATENESS_METRICS,
+        *EXTRA_METRICS,
     ]
     for entry in _entries(results):
         runs = [run for run in entry["runs"] if "error" not in run]
@@ -56,6 +57,8 @@ def _entries(results: dict[str, Any]) -> list[dict[str, Any]]:
         *results["systems"].values(),
         *results.get("docko_scale", {}).values(),
         *([producers] if producers else []),
+        *results.get("docko_history", {}).values(),
+        *([results["docko_ceiling"]] if "docko_ceiling" in results else []),
     ]
 
 
@@ -306,11 +309,6 @@ def scale_table(results: dict[str, Any]) -> list[str]:
         )
     if retain:
         lines.append(_scale_row(f"{jobs:,} queued, default retention", retain, retain, throughput))
-    kept = scale.get("million_kept")
-    if kept:
-        n = options["kept_rows"]
-        label = f"{n:,} completed rows kept + {jobs:,} queued, default retention"
-        lines.append(_scale_row(label, kept, retain or base, throughput))
     return lines
 
 
@@ -395,12 +393,13 @@ def write_markdown(results: dict[str, Any], path: Path, chart_name: str) -> None
             "",
             f"Million-row scenarios: {runs} run{'s' if runs != 1 else ''} each. "
             '"Until the first N finished" is the rate from worker start until N jobs had '
-            "finished, read from the same runs. The kept rows are inserted by SQL and "
-            f"`VACUUM ANALYZE`d before the {options['jobs']:,} jobs are enqueued.",
+            "finished, read from the same runs. A long history kept in the table is measured "
+            'below, under "History without a slowdown".',
             "",
             *scale,
             "",
         ]
+    out += extra_sections(results)
     producers = producers_table(results)
     if producers:
         out += [
@@ -417,7 +416,7 @@ def write_markdown(results: dict[str, Any], path: Path, chart_name: str) -> None
     for entry in results["systems"].values():
         out.append(f"- **{entry['label']}** {entry['version']}:")
         out += [f"  - {key}: `{value}`" for key, value in entry["settings"].items()]
-    out += ["", "## Method", "", *[f"- {line}" for line in METHOD], ""]
+    out += ["", "## Method", "", *[f"- {line}" for line in METHOD + EXTRA_METHOD], ""]
     errors = _errors(results)
     if errors:
         out += ["## Failed runs", "", *errors, ""]
@@ -450,4 +449,339 @@ METHOD = [
     "`Queue.enqueue` and then `Queue.enqueue_many`; the handler start minus the job's `run_at` "
     "(returned by `enqueue`, read back by id after `enqueue_many`, before it is due). A job "
     "the worker was not woken for would wait for the poll, up to 60 s.",
+]
+
+
+# The scenarios of the performance issue: the ceiling of the claim-and-delete statements, a long
+# history kept or pruned, and the daemon's start-up. Each cell of a target says whether the
+# medians meet it.
+EXTRA_METRICS = [
+    "burn_down.first_job_after",
+    "fresh_burn_down.throughput",
+    "fresh_burn_down.processing_rate",
+    "bare_loop.rate",
+    "latency_after.p50_ms",
+    "latency_after.p95_ms",
+    "latency_after.p99_ms",
+    "pruning.pruned_in_window",
+    "pruning.pruning_seconds",
+    "pruning.prune_rate",
+    "pruning.all_pruned_after",
+    "pruning.window_seconds",
+]
+CEILING_TARGET = 0.70  # docko's processing rate / the bare loop, at least
+HISTORY_TARGET = 0.90  # burn-down with history kept / on a fresh table, at least
+STARTUP_TARGET = 0.25  # seconds from spawning the worker to its first handler start, at most
+GE, LE = "\u2265", "\u2264"
+
+
+def kept_entries(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The kept-history entries, smallest history first."""
+    history = results.get("docko_history", {})
+    found = [entry for key, entry in history.items() if key.startswith("kept_")]
+    return sorted(found, key=lambda entry: int(entry["kept"]))
+
+
+def _median_ratio(ours: Summary | None, theirs: Summary | None) -> float | None:
+    if ours is None or theirs is None or not theirs.median:
+        return None
+    return ours.median / theirs.median
+
+
+def _verdict(value: float | None, target: float, *, at_most: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return DASH
+    met = value <= target if at_most else value >= target
+    return "met" if met else "**not met**"
+
+
+def _value_at(run: dict[str, Any], path: str) -> float | None:
+    value: Any = run
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, int | float) and value else None
+
+
+def _paired_runs(
+    ours: dict[str, Any], our_metric: str, theirs: dict[str, Any], their_metric: str
+) -> str:
+    """Median (range) of the run-by-run ratios, run n of ``ours`` against run n of ``theirs``
+    (measured in the same round, so drift of the shared machine cancels out)."""
+    ratios = []
+    for mine, other in zip(ours["runs"], theirs["runs"], strict=False):
+        a, b = _value_at(mine, our_metric), _value_at(other, their_metric)
+        if a is not None and b is not None:
+            ratios.append(a / b)
+    if not ratios:
+        return DASH
+    return f"{statistics.median(ratios):.2f}{TIMES} ({min(ratios):.2f}{DASH}{max(ratios):.2f})"
+
+
+def ceiling_table(results: dict[str, Any]) -> list[str]:
+    """The bare claim-and-delete loop against docko-worker's processing rate."""
+    ceiling, docko = results.get("docko_ceiling"), results["systems"].get(DOCKO)
+    if not ceiling:
+        return []
+    ratio = _median_ratio(
+        _summary(docko, "burn_down.processing_rate"), _summary(ceiling, "bare_loop.rate")
+    )
+    paired = (
+        _paired_runs(docko, "burn_down.processing_rate", ceiling, "bare_loop.rate")
+        if docko
+        else DASH
+    )
+    return [
+        "| Bare claim-and-delete loop (jobs/s) | docko-worker processing rate after first job "
+        "(jobs/s) | docko processing rate / bare loop (medians) | run by run | "
+        f"Issue target {GE} {CEILING_TARGET:.2f}{TIMES} |",
+        "|---:|---:|---:|---:|---|",
+        _row(
+            [
+                _cell(ceiling, "bare_loop.rate"),
+                _cell(docko, "burn_down.processing_rate"),
+                DASH if ratio is None else f"{ratio:.2f}{TIMES}",
+                paired,
+                _verdict(ratio, CEILING_TARGET),
+            ]
+        ),
+    ]
+
+
+def startup_table(results: dict[str, Any]) -> list[str]:
+    """Seconds from spawning each worker to its first handler start, in the burn-down runs."""
+    lines = [
+        "| System | Worker spawned to first handler start (s) "
+        f"| Issue target (docko-worker) {LE} {STARTUP_TARGET:g} s |",
+        "|---|---:|---|",
+    ]
+    for key, entry in results["systems"].items():
+        found = _summary(entry, "burn_down.first_job_after")
+        verdict = (
+            _verdict(found.median if found else None, STARTUP_TARGET, at_most=True)
+            if key.startswith(DOCKO)
+            else NOT_APPLICABLE
+        )
+        lines.append(_row([entry["label"], _cell(entry, "burn_down.first_job_after", 3), verdict]))
+    return lines
+
+
+def import_table(results: dict[str, Any]) -> list[str]:
+    found = results.get("docko_import")
+    if not found:
+        return []
+    lines = [
+        "| Module | Cumulative (ms) | Self (ms) |",
+        "|---|---:|---:|",
+        _row([f"**`{found['statement']}`, in all**", _num(found["total_ms"], 1), DASH]),
+    ]
+    for module in found["top"]:
+        lines.append(
+            _row(
+                [
+                    f"`{module['module']}`",
+                    _num(module["cumulative_ms"], 1),
+                    _num(module["self_ms"], 1),
+                ]
+            )
+        )
+    return lines
+
+
+def _within_runs(entry: dict[str, Any], ours: str, theirs: str) -> tuple[float | None, str]:
+    """The ratio ``ours`` / ``theirs`` of two metrics of the same run, run by run: its median,
+    and the median with its range as text."""
+    ratios = []
+    for run in entry["runs"]:
+        a, b = _value_at(run, ours), _value_at(run, theirs)
+        if a is not None and b is not None:
+            ratios.append(a / b)
+    if not ratios:
+        return None, DASH
+    middle = statistics.median(ratios)
+    if len(ratios) == 1:
+        return middle, f"{middle:.2f}{TIMES}"
+    return middle, f"{middle:.2f}{TIMES} ({min(ratios):.2f}{DASH}{max(ratios):.2f})"
+
+
+def history_table(results: dict[str, Any]) -> list[str]:
+    """Burn-downs beside a kept history against the same on a fresh table measured alongside
+    (run by run) and against the default-retention row (medians)."""
+    kept = kept_entries(results)
+    if not kept:
+        return []
+    jobs = results["options"]["jobs"]
+    base = results["systems"].get(DOCKO_RETAIN)
+    throughput, processing = "burn_down.throughput", "burn_down.processing_rate"
+    lines = [
+        f"| History kept (docko-worker, default retention, {jobs:,} queued) | Seeding (s) "
+        "| Burn-down from worker start (jobs/s) | Processing rate (jobs/s) "
+        "| Fresh table alongside: burn-down, processing (jobs/s) "
+        "| Burn-down / fresh alongside, run by run "
+        "| Processing rate / fresh alongside, run by run "
+        "| Burn-down / default-retention row (medians) "
+        f"| Exactly once | Issue target {GE} {HISTORY_TARGET:.2f}{TIMES} (burn-down, run by run) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for entry in kept:
+        seed = entry.get("seed", {})
+        paired, paired_text = _within_runs(entry, throughput, "fresh_burn_down.throughput")
+        _, processing_text = _within_runs(entry, processing, "fresh_burn_down.processing_rate")
+        fresh = (
+            f"{_cell(entry, 'fresh_burn_down.throughput')}, "
+            f"{_cell(entry, 'fresh_burn_down.processing_rate')}"
+        )
+        lines.append(
+            _row(
+                [
+                    f"{entry['kept']:,} completed rows of the last 20 h",
+                    _num(seed.get("seconds", math.nan)),
+                    _cell(entry, throughput),
+                    _cell(entry, processing),
+                    fresh,
+                    paired_text,
+                    processing_text,
+                    _versus(entry, base, throughput),
+                    _exactly_once(entry),
+                    _verdict(paired, HISTORY_TARGET),
+                ]
+            )
+        )
+    return lines
+
+
+def pruning_table(results: dict[str, Any]) -> list[str]:
+    """Latency while the pruner deletes a history past retention, beside the same daemon's once
+    it is done and the default-retention row's."""
+    pruning = results.get("docko_history", {}).get("pruning")
+    if not pruning:
+        return []
+    systems = results["systems"]
+    clean = systems.get(DOCKO_RETAIN) or systems.get(DOCKO)
+    rows = pruning["rows"]
+    percentiles = ("p50", "p95", "p99")
+    lines = [
+        "| Latency (docko-worker, default retention) | p50 (ms) | p95 (ms) | p99 (ms) "
+        "| p99 / after pruning, run by run | Rows pruned during the window | Pruning took (s) "
+        "| Rows pruned per s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    if clean:
+        latency = [_cell(clean, f"latency.{p}_ms", 1) for p in percentiles]
+        lines.append(_row([f"{clean['label']} (the latency table's row)", *latency, *[DASH] * 4]))
+    latency = [_cell(pruning, f"latency_after.{p}_ms", 1) for p in percentiles]
+    lines.append(_row(["same daemon, once pruning is done", *latency, *[DASH] * 4]))
+    latency = [_cell(pruning, f"latency.{p}_ms", 1) for p in percentiles]
+    _, paired = _within_runs(pruning, "latency.p99_ms", "latency_after.p99_ms")
+    lines.append(
+        _row(
+            [
+                f"while pruning {rows:,} rows past retention",
+                *latency,
+                paired,
+                _cell(pruning, "pruning.pruned_in_window"),
+                _cell(pruning, "pruning.pruning_seconds", 1),
+                _cell(pruning, "pruning.prune_rate"),
+            ]
+        )
+    )
+    return lines
+
+
+def _seconds_text(entry: dict[str, Any]) -> str:
+    seed = entry.get("seed", {})
+    return (
+        f"{entry['kept']:,} rows: {entry.get('seconds', math.nan):.0f} s in all, seeding "
+        f"{seed.get('seconds', math.nan):.0f} s (insert {seed.get('insert_seconds', math.nan):.0f}"
+        f" s, `VACUUM ANALYZE` {seed.get('vacuum_seconds', math.nan):.0f} s, `CHECKPOINT` "
+        f"{seed.get('checkpoint_seconds', math.nan):.1f} s), table "
+        f"{seed.get('table_mb', math.nan):,.0f} MiB"
+    )
+
+
+def extra_sections(results: dict[str, Any]) -> list[str]:
+    """The issue's scenarios, each a section of latest.md with a sentence on its method."""
+    options, out = results["options"], []
+    ceiling = ceiling_table(results)
+    if ceiling:
+        out += [
+            "## The ceiling: docko-worker's statements in a bare loop",
+            "",
+            f"The same {options['jobs']:,} jobs enqueued into a fresh database, `CHECKPOINT`, "
+            "then on one asyncpg connection under the daemon's generic plans `claim_jobs` "
+            "(1,000 per claim, the daemon's batch) and `delete_completed_jobs` of each claimed "
+            "batch, until a claim returns nothing: no handlers, no pool. Compared with the "
+            "docko-worker row's processing rate (retention 0, which deletes the same way).",
+            "",
+            *ceiling,
+            "",
+        ]
+    out += [
+        "## Start-up to first claim",
+        "",
+        "From the burn-down runs: seconds from spawning the worker process to its first "
+        "handler start (interpreter start-up, imports, connecting, schema check, first claim).",
+        "",
+        *startup_table(results),
+        "",
+    ]
+    imports = import_table(results)
+    if imports:
+        found = results["docko_import"]
+        out += [
+            f'`python -X importtime -c "{found["statement"]}"` in `benchmarks/{found["python"]}`'
+            f", median of {found['runs']} interpreter starts; the five modules below "
+            "`docko_worker` with the largest cumulative time (each includes what it imports, so "
+            "they overlap).",
+            "",
+            *imports,
+            "",
+        ]
+    history = history_table(results)
+    if history:
+        out += [
+            "## History without a slowdown",
+            "",
+            "Completed rows seeded as production leaves them (time-ordered UUIDv7 ids, created "
+            "and finished over the last 20 hours, younger than the default retention, payloads "
+            "of the benchmark's shape), `VACUUM ANALYZE`, `CHECKPOINT`; then, in each run, "
+            f"{options['jobs']:,} jobs enqueued and burned down by the default-retention daemon "
+            "(one seeded table per size serves every run, `VACUUM ANALYZE` between runs), and "
+            "the same on a fresh table right before or after it (alternately), so each pair "
+            "ran at the same moment of the shared machine; also against the default-retention "
+            "row of the throughput table, measured minutes earlier. "
+            + "; ".join(_seconds_text(entry) for entry in kept_entries(results))
+            + ".",
+            "",
+            *history,
+            "",
+        ]
+    pruning = pruning_table(results)
+    if pruning:
+        found = results["docko_history"]["pruning"]
+        out += [
+            "## Pruning does not stall claims",
+            "",
+            f"{found['rows']:,} completed rows finished two days ago (past the default "
+            "retention) seeded as above, then a default-retention daemon with "
+            f"`DOCKO_PRUNE_INTERVAL={options['prune_interval_s']:g}` and the latency scenario "
+            "while it prunes them, then the same window again on the same daemon once they are "
+            "gone (1 s after the last). Rows pruned during the window: the count past "
+            "retention at "
+            "the first enqueue minus the count once every job had run. Pruning took: from the "
+            "first to the last look (every 50 ms, in `pg_stat_activity`) that found the prune "
+            "statement running, up to its first pause of more than 0.5 s (the later sweeps, "
+            f"every {options['prune_interval_s']:g} s with nothing to delete, do not count). "
+            f"{found.get('seconds', math.nan):.0f} s for "
+            f"{len(found['runs'])} run{'s' if len(found['runs']) != 1 else ''}.",
+            "",
+            *pruning,
+            "",
+        ]
+    return out
+
+
+EXTRA_METHOD = [
+    "A `CHECKPOINT` runs right before every burn-down of every system (fresh and kept alike, "
+    "pgqueuer and procrastinate too) and before the bare loop, so no run pays for the writes of "
+    "the step before it (the enqueue's, a seed's).",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -86,29 +85,3 @@ async def run_million_queued(
         f"({burn['seconds']:.0f} s), exactly once: {burn['exactly_once']}"
     )
     return {"enqueue": enqueue, "burn_down": burn}
-
-
-async def run_million_kept(
-    admin_dsn: str, options: Options, kept: int, run: int, log: Log
-) -> dict[str, Any]:
-    """docko (default retention): ``kept`` completed rows in the table, plus ``options.jobs``."""
-    system = Docko(retention=86_400)
-    async with scratch_database(admin_dsn, "docko_kept") as dsn:
-        await system.install(dsn)
-        started = time.perf_counter()
-        await system.seed_completed(dsn, kept)
-        seeded = time.perf_counter() - started
-        await system.open(dsn)
-        try:
-            enqueue = await measure_enqueue(system, options.jobs)
-        finally:
-            await system.close()
-        burn = await measure_burn_down(
-            system, dsn, options, f"docko-million-kept-run{run}", options.jobs
-        )
-    log(
-        f"  docko {kept:,} kept + {options.jobs:,} queued: enqueue {enqueue['rate']:,.0f} "
-        f"jobs/s, burn-down {burn['throughput']:,.0f} jobs/s, exactly once: "
-        f"{burn['exactly_once']} (seeding took {seeded:.0f} s)"
-    )
-    return {"kept": kept, "seed_seconds": seeded, "enqueue": enqueue, "burn_down": burn}

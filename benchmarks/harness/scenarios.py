@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from .adapters.base import System, WorkerCommand, payload
+from .db import checkpoint
 from .stats import percentile
 from .worker import Record, WorkerFailed, WorkerProcess
 
@@ -163,6 +164,8 @@ async def measure_burn_down(
 ) -> dict[str, Any]:
     """Start the worker on ``jobs`` queued jobs and time it until all are finished."""
     worker = _worker(system, dsn, options, name)
+    # The enqueue's (or a seed's) writes are flushed now, not while the worker runs.
+    checkpoint_seconds = await checkpoint(dsn)
     conn = await asyncpg.connect(dsn)
     try:
         worker.start()
@@ -183,6 +186,7 @@ async def measure_burn_down(
         "cpu_per_1k": progress.cpu_at_done / jobs * 1000,
         "peak_rss_mb": peak_rss / 2**20,
         "exit_code": exit_code,
+        "checkpoint_seconds": checkpoint_seconds,
         **verify(records, range(first_seq, first_seq + jobs)),
     }
     if records:

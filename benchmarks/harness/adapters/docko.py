@@ -21,8 +21,6 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-import asyncpg
-
 from .base import JOB_TYPE, QUEUE, Payload, System, WorkerCommand, venv_script, worker_environment
 
 SYNC_JOB_TYPE = "noop_sync"
@@ -31,15 +29,6 @@ DEFAULT_RETENTION = 86_400
 
 # The due times of jobs just enqueued, by id.
 DUE_TIMES_SQL = "SELECT id, date_part('epoch', run_at) FROM docko_jobs WHERE id = ANY($1::uuid[])"
-
-# Seeds finished history directly: rows exactly as the daemon leaves completed jobs.
-SEED_COMPLETED_SQL = """
-INSERT INTO docko_jobs (id, queue_name, job_type, payload, state, attempt, max_attempts,
-                        created_at, updated_at, run_at, finished_at, worker_id)
-SELECT gen_random_uuid(), $1, $2, jsonb_build_object('seq', -n, 't', 0), 'completed', 1, 5,
-       now(), now(), now(), now(), 'seed'
-FROM generate_series(1, $3::integer) AS n
-"""
 
 
 def _thread_pool_size() -> int:
@@ -136,7 +125,13 @@ class Docko(System):
             env["DOCKO_HTTP_PORT"] = str(_free_port())
         return WorkerCommand([venv_script("docko-worker", "docko"), "run"], env)
 
-    unfinished_sql = "SELECT count(*) FROM docko_jobs WHERE state IN ('available', 'running')"
+    # Each state counted through its partial index (claim, lease): written as one IN list the
+    # planner has no index for, and scans the whole table in parallel, a history kept included
+    # (~0.2 s of two cores at 1,000,000 rows, ~1 s at 5,000,000), at every poll of a burn-down.
+    unfinished_sql = (
+        "SELECT (SELECT count(*) FROM docko_jobs WHERE state = 'available')"
+        " + (SELECT count(*) FROM docko_jobs WHERE state = 'running')"
+    )
 
     measures_lateness = True
 
@@ -155,15 +150,6 @@ class Docko(System):
         command = self.worker_command(dsn)
         env = {**command.env, "DOCKO_POLL_INTERVAL": f"{poll_interval:g}"}
         return WorkerCommand(command.argv, env)
-
-    async def seed_completed(self, dsn: str, count: int) -> None:
-        """Insert ``count`` completed rows (finished history), then VACUUM ANALYZE the table."""
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(SEED_COMPLETED_SQL, QUEUE, JOB_TYPE, count, timeout=600)
-            await conn.execute("VACUUM ANALYZE docko_jobs", timeout=600)
-        finally:
-            await conn.close()
 
 
 def _free_port() -> int:
