@@ -31,8 +31,10 @@ WORKER_ID = "bench-bare-loop"
 async def claim_delete_loop(conn: Any, batch: int) -> dict[str, Any]:
     """Claim up to ``batch`` jobs and delete them, until a claim returns none; timed from the
     first claim (statements prepared beforehand, as a running daemon has them)."""
+    from docko_worker.lanes import Lanes
     from docko_worker.statements import SQL
 
+    lane = Lanes([QUEUE], [JOB_TYPE]).bounds(from_start=True)
     claim = await conn.prepare(SQL.claim_jobs)
     delete = await conn.prepare(SQL.delete_completed_jobs)
     claims = deleted = 0
@@ -40,8 +42,17 @@ async def claim_delete_loop(conn: Any, batch: int) -> dict[str, Any]:
     started = time.perf_counter()
     while True:
         before = time.perf_counter()
-        # $1 queues, $2 job types, $3 limit, $4 worker id, $5 lease seconds.
-        rows = await claim.fetch([QUEUE], [JOB_TYPE], batch, WORKER_ID, LEASE_SECONDS)
+        # $1 lane queues, $2 lane job types, $3 limit, $4 worker id, $5 lease seconds, and
+        # where each lane begins ($6 priority, $7 due time): here, from its start.
+        rows = await claim.fetch(
+            lane.queues,
+            lane.job_types,
+            batch,
+            WORKER_ID,
+            LEASE_SECONDS,
+            lane.after_priority,
+            lane.after_run_at,
+        )
         claim_seconds += time.perf_counter() - before
         claims += 1
         if not rows:
