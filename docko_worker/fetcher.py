@@ -76,6 +76,9 @@ class Fetcher:
         # The next claim reads every lane from its start (at start, after a poll).
         self._from_start = True
         self._next_full_claim = 0.0
+        # Set once the first claim has returned (or failed): parts that open connections of
+        # their own wait for it, so the first claim does not share the start with them.
+        self.first_claim_done = asyncio.Event()
         self._worker_id = worker_id
         self._held = held
         self._handoff = handoff
@@ -146,6 +149,7 @@ class Fetcher:
                     undecodable=undecodable,
                 )
             except Exception as exc:
+                self.first_claim_done.set()
                 failures += 1
                 if self._metrics is not None:
                     self._metrics.claim_failures += 1
@@ -154,6 +158,7 @@ class Fetcher:
                 self._alarm_rang = self._alarm_rang or rang
                 await self._sleep_until_woken(delay)
                 continue
+            self.first_claim_done.set()
             if from_start:
                 self._from_start = False
                 self._next_full_claim = time.monotonic() + FULL_CLAIM_INTERVAL

@@ -24,6 +24,7 @@ not be written (``unwritten``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -67,6 +68,8 @@ log = structlog.get_logger("docko_worker.supervisor")
 
 # Seconds the event loop may stand still before the running jobs are named in a warning.
 LOOP_BLOCK_WARNING = 10.0
+# Seconds the LISTEN connection and the queues' registration wait for the first claim.
+FIRST_CLAIM_HEAD_START = 0.5
 # Seconds shutdown waits for the side tasks to stop.
 SIDE_TASK_STOP_GRACE = 5.0
 # Seconds shutdown gives the last outcome writes at the least.
@@ -250,8 +253,9 @@ class Supervisor:
             interval = min(5.0, config.poll_interval * 5)
             self._watch("docko-health", partial(keep_touching, config.health_file, interval))
         if self._waker is not None:
-            self._watch("docko-waker", self._waker.run)
-        self._watch("docko-register-queues", self._register_queues)
+            self._watch("docko-waker", partial(self._after_first_claim, self._waker.run))
+        register = partial(self._after_first_claim, self._register_queues)
+        self._watch("docko-register-queues", register)
         if self._scheduler is not None:
             self._watch("docko-periodic", self._scheduler.run)
         if self._endpoint is not None:
@@ -286,6 +290,16 @@ class Supervisor:
                 delay = reconnect_delay(failures, 1.0, 60.0)
                 log.exception("task_failed_restarting", task=name, restart_in=round(delay, 2))
             await asyncio.sleep(delay)
+
+    async def _after_first_claim(self, part: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``part`` once the first claim is back (at most ``FIRST_CLAIM_HEAD_START``
+        seconds later): its connection's start-up does not then delay the first jobs. The
+        LISTEN connection looks the next due time up when it connects, so nothing announced
+        meanwhile is missed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_CLAIM_HEAD_START):
+                await self._fetcher.first_claim_done.wait()
+        await part()
 
     async def _register_queues(self) -> None:
         """Record the served queues, so ``queues()`` lists them once all their jobs are gone."""
