@@ -11,7 +11,9 @@ latency (enqueue to handler start) per ``window`` s and per phase, the handler s
 ``n_dead_tup`` of ``docko_jobs`` sampled every second; and after the release, how long until a
 ``recovery_window`` s window's p99 is back to the pre-hold level (the worst pre-hold window of that
 width) and the backlog back to its pre-hold maximum. Targets: p99 of every window at most 50 ms,
-recovery within 30 s.
+recovery within 30 s. Dead row versions are only ever removed by a vacuum: on a server whose
+``autovacuum`` is off, an emulated one (``cliff_vacuum``) runs from the start of the load, unless
+``emulate_autovacuum`` is false.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import asyncpg
 
 from .adapters.base import payload
 from .cliff_tools import Tuned, percentiles, start_settled, worker_for
+from .cliff_vacuum import autovacuum_settings, emulate
 from .db import scratch_database
 from .scenarios import WARM_UP_SEQ, Options, verify, wait_until_finished
 from .stats import percentile
@@ -40,7 +43,8 @@ RECOVERY_TARGET_S = 30.0
 BACKLOG_TICK = 0.1
 
 TABLE_STATS_SQL = """
-SELECT n_dead_tup, n_live_tup, pg_total_relation_size('docko_jobs') AS bytes
+SELECT n_dead_tup, n_live_tup, pg_total_relation_size('docko_jobs') AS bytes,
+       vacuum_count + autovacuum_count AS vacuums
 FROM pg_stat_user_tables WHERE relname = 'docko_jobs'
 """
 
@@ -54,6 +58,7 @@ class HeldOptions:
     per_call: int = 10
     window: float = 10.0
     recovery_window: float = 5.0
+    emulate_autovacuum: bool = True
 
 
 @dataclass(slots=True)
@@ -67,8 +72,8 @@ class Timeline:
     enqueued: int = 0
     # (wall time, seconds one enqueue_many call took)
     calls: list[tuple[float, float]] | None = None
-    # (wall time, daemon CPU seconds, n_dead_tup, n_live_tup, table bytes)
-    samples: list[tuple[float, float, int, int, int]] | None = None
+    # (wall time, daemon CPU seconds, n_dead_tup, n_live_tup, table bytes, vacuums so far)
+    samples: list[tuple[float, float, int, int, int, int]] | None = None
 
 
 async def _produce(system: Tuned, held: HeldOptions, timeline: Timeline, seconds: float) -> None:
@@ -98,7 +103,14 @@ async def _sample(conn: Any, worker: Any, timeline: Timeline) -> None:
     while True:
         row = await conn.fetchrow(TABLE_STATS_SQL)
         timeline.samples.append(
-            (time.time(), worker.cpu_seconds(), row["n_dead_tup"], row["n_live_tup"], row["bytes"])
+            (
+                time.time(),
+                worker.cpu_seconds(),
+                row["n_dead_tup"],
+                row["n_live_tup"],
+                row["bytes"],
+                row["vacuums"],
+            )
         )
         await asyncio.sleep(1.0)
 
@@ -141,12 +153,13 @@ def _windows(
         first = bisect_left(sample_times, start)
         last = bisect_right(sample_times, stop) - 1
         if 0 <= first < last:
-            (t0, cpu0, *_), (t1, cpu1, dead, live, size) = samples[first], samples[last]
+            (t0, cpu0, *_), (t1, cpu1, dead, live, size, vacuums) = samples[first], samples[last]
             row |= {
                 "daemon_cpu_share": (cpu1 - cpu0) / (t1 - t0),
                 "n_dead_tup": dead,
                 "n_live_tup": live,
                 "table_mib": size / 2**20,
+                "vacuums": vacuums,
             }
         rows.append(row)
         start = stop
@@ -164,6 +177,7 @@ def _recovery(records: list[Record], timeline: Timeline, held: HeldOptions) -> d
     level = max((w["p99_ms"] for w in before if w["jobs"]), default=float("nan"))
     after = _windows(records, timeline, timeline.release_at, timeline.end_at, width)
     back = next((w for w in after if w["jobs"] and w["p99_ms"] <= level), None)
+    under = next((w for w in after if w["jobs"] and w["p99_ms"] <= P99_TARGET_MS), None)
     enqueued = sorted(r.enqueued_at for r in records if r.seq >= 0)
     started = sorted(r.started_at for r in records if r.seq >= 0)
     ticks = int((timeline.end_at - timeline.load_at) / BACKLOG_TICK)
@@ -183,12 +197,14 @@ def _recovery(records: list[Record], timeline: Timeline, held: HeldOptions) -> d
         ),
         None,
     )
-    latency_back = None if back is None else back["to_s"] - (timeline.release_at - timeline.hold_at)
+    released = timeline.release_at - timeline.hold_at
+    latency_back = None if back is None else back["to_s"] - released
     return {
         "window_s": width,
         "pre_hold_p99_level_ms": level,
         "windows_after": after,
         "latency_back_after_s": latency_back,
+        "p99_under_target_after_s": None if under is None else under["to_s"] - released,
         "backlog_max_before": before_max,
         "backlog_max_hold": hold_max,
         "backlog_back_after_s": None if drained is None else drained - timeline.release_at,
@@ -210,9 +226,15 @@ async def measure_held_snapshot(
         conn = await asyncpg.connect(dsn)
         holder = await asyncpg.connect(dsn)
         sampler: asyncio.Task[None] | None = None
+        vacuumer: asyncio.Task[None] | None = None
+        vacuums: list[dict[str, Any]] = []
+        settings = await autovacuum_settings(dsn)
+        emulated = held.emulate_autovacuum and settings["autovacuum"] == "off"
         try:
             await start_settled(system, conn, worker, options)
             sampler = asyncio.create_task(_sample(conn, worker, timeline))
+            if emulated:
+                vacuumer = asyncio.create_task(emulate(dsn, settings, vacuums))
             timeline.load_at = time.time()
             seconds = held.before + held.hold + held.after
             producer = asyncio.create_task(_produce(system, held, timeline, seconds))
@@ -227,14 +249,17 @@ async def measure_held_snapshot(
             timeline.release_at = time.time()
             await producer
             timeline.end_at = time.time()
-            sampler.cancel()
-            await asyncio.gather(sampler, return_exceptions=True)
+            for task in (sampler, vacuumer):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await wait_until_finished(conn, system, worker, options.poll_interval, limit=600)
             peak_rss = worker.peak_rss_bytes()
             exit_code = await worker.stop()
         finally:
-            if sampler is not None:
-                sampler.cancel()
+            for task in (sampler, vacuumer):
+                if task is not None:
+                    task.cancel()
             worker.kill()
             await holder.close()
             await conn.close()
@@ -280,6 +305,10 @@ async def measure_held_snapshot(
         "dead_growth_per_job": dead_growth / ran_in_hold if ran_in_hold else None,
         "table_mib_at_hold": at_hold["bytes"] / 2**20,
         "table_mib_at_release": at_release["bytes"] / 2**20,
+        "autovacuum": settings["autovacuum"],
+        "autovacuum_naptime": settings["autovacuum_naptime"],
+        "vacuum_emulated": emulated,
+        "vacuums": [run | {"at_s": run["at"] - timeline.hold_at} for run in vacuums],
         "peak_rss_mb": peak_rss / 2**20,
         "p99_target_met": worst <= P99_TARGET_MS,
         "exit_code": exit_code,

@@ -62,9 +62,6 @@ class Tuned(Docko):
         env = {**command.env, "DOCKO_QUEUES": ",".join(self.queues), **self.extra_env}
         return WorkerCommand(command.argv, env)
 
-    def settings(self) -> dict[str, str]:
-        return {**self._daemon_settings(), **self.extra_env}
-
     async def enqueue_typed(
         self, job_type: str, payloads: list[Payload], queue: str = QUEUE
     ) -> None:

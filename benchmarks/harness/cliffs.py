@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated DOCKO_COMPLETED_RETENTION values, one held-snapshot run each "
         "(86400,0)",
     )
+    group.add_argument(
+        "--held-no-vacuum-emulation",
+        action="store_true",
+        help="where the server's autovacuum is off, do not emulate it on docko_jobs during the "
+        "held-snapshot scenario",
+    )
     group.add_argument("--skip-many-queues", action="store_true", help="skip the many queues")
     group.add_argument("--queues-count", type=int, default=200, help="queues (200)")
     group.add_argument("--queue-jobs", type=int, default=100, help="jobs per queue (100)")
@@ -83,6 +89,7 @@ def _held(args: argparse.Namespace) -> HeldOptions:
         hold=args.held_seconds,
         after=args.held_after_seconds,
         rate=args.held_rate,
+        emulate_autovacuum=not args.held_no_vacuum_emulation,
     )
 
 
@@ -111,6 +118,7 @@ def describe_options(args: argparse.Namespace) -> dict[str, Any]:
             "window_s": held.window,
             "recovery_window_s": held.recovery_window,
             "retentions": _retentions(args),
+            "emulate_autovacuum": held.emulate_autovacuum,
         },
         "many_queues": None
         if args.skip_many_queues
