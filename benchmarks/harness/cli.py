@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import cliffs
 from .adapters import SYSTEM_KEYS, System, make_systems
 from .ceiling import measure_bare_loop
 from .chart import write_chart
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output-dir", type=Path, default=RESULTS_DIR, help="where latest.* go (%(default)s)"
     )
+    cliffs.add_arguments(parser)
     return parser
 
 
@@ -155,6 +157,8 @@ async def _attempt(entry: dict[str, Any], coroutine: Any) -> None:
 
 async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
+    if args.only_cliffs:
+        args.runs, args.skip_million, args.skip_producers = 0, True, True
     systems: list[System] = make_systems(
         [key.strip() for key in args.systems.split(",") if key.strip()],
         procrastinate_concurrency=args.procrastinate_concurrency,
@@ -192,6 +196,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "import_runs": args.import_runs,
             "million_runs": 0 if args.skip_million else args.million_runs,
             "producer_singles": args.producer_singles,
+            "cliffs": cliffs.describe_options(args),
         },
         "systems": {
             system.key: {
@@ -248,6 +253,10 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if args.import_runs > 0 and with_docko:
             log(f"docko: import docko_worker.cli, {args.import_runs} times (-X importtime)")
             results["docko_import"] = await measure_import_time(args.import_runs)
+        if with_docko:
+            found = await cliffs.run_cliffs(args.dsn, options, args, _attempt, log)
+            if found:
+                results[cliffs.RESULTS_KEY] = found
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     results["total_seconds"] = time.perf_counter() - started
@@ -311,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for run in entry["runs"]
     )
-    return 1 if failed else 0
+    return 1 if failed or cliffs.failed(results) else 0
 
 
 if __name__ == "__main__":

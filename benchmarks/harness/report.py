@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from .cliffs_report import cliffs_section
 from .stats import Summary, summarize
 
 DOCKO, DOCKO_RETAIN, DOCKO_METRICS = "docko", "docko-retain", "docko-metrics"
@@ -412,6 +413,7 @@ def write_markdown(results: dict[str, Any], path: Path, chart_name: str) -> None
             *producers,
             "",
         ]
+    out += cliffs_section(results)
     out += ["## Configurations", ""]
     for entry in results["systems"].values():
         out.append(f"- **{entry['label']}** {entry['version']}:")
