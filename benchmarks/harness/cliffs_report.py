@@ -119,14 +119,15 @@ def _held(entry: dict[str, Any]) -> list[str]:
         f"back; the load goes on {first['after_s']:g} s. Pickup latency is enqueue to handler "
         "start. Targets: p99 of every window at most 50 ms; after the release, a 5 s window's p99 "
         "back to the pre-hold level (the worst pre-hold 5 s window) within 30 s "
-        "(\u2013: not within the run). Dead tuples: "
+        "(\u2013: not within the run); the backlog (enqueued minus started) back for good: from "
+        "when on it stayed at most its pre-hold maximum plus one call's jobs. Dead tuples: "
         "`n_dead_tup` of `docko_jobs` at the release per job run during the hold. "
         + _vacuum_note(first),
         "",
         "| Retention (s) | p99 before / hold / after (ms) | max during hold (ms) "
         "| Worst window p99 (ms) | p99 back after release (s) | p99 \u2264 50 ms after release (s) "
         "| Backlog max before / hold "
-        "| Backlog back after (s) | Dead tuples per job | Table MiB at hold / release "
+        "| Backlog back for good after (s) | Dead tuples per job | Table MiB at hold / release "
         "| Exactly once | p99 \u2264 50 ms | Back \u2264 30 s |",
         "|---:|---|---:|---:|---:|---:|---|---:|---:|---|---|---|---|",
     ]
