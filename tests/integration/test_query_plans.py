@@ -471,3 +471,38 @@ async def test_a_claim_starts_each_lane_where_its_cursor_says(
     assert scan["Actual Rows"] == 100, scan
     updates = [node for node in nodes if node["Node Type"] == "ModifyTable"]
     assert [node["Actual Rows"] for node in updates] == [100]
+
+
+async def test_plans_made_on_a_nearly_empty_table_still_use_indexes_once_it_grew(
+    database_url: str,
+) -> None:
+    """A daemon started on a new table plans each statement once, while the table holds a few
+    rows and was never analyzed; those plans serve it as the table grows until an ANALYZE. A
+    sequential scan looked cheapest then, and every claim and outcome write went on scanning the
+    whole table."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        statements = load_statements()
+        await conn.execute(statements["use_generic_plans"])
+        await conn.execute(FILL, 30, 0, 0)
+
+        async def run_hot_statements() -> None:
+            lanes = claim_args(["default"], ["ocr"], 10)
+            claimed = await conn.fetch(statements["claim_jobs"], *lanes)
+            ids, attempts = [row["id"] for row in claimed], [row["attempt"] for row in claimed]
+            await conn.fetch(statements["claim_jobs_merged"], *lanes)
+            await conn.fetch(statements["extend_leases"], ids[:3], attempts[:3], "worker-1", 60.0)
+            await conn.fetch(statements["complete_jobs"], ids[3:6], attempts[3:6])
+            await conn.fetch(statements["delete_completed_jobs"], ids[6:], attempts[6:])
+            await conn.fetch(statements["rescue_expired_jobs"], 100)
+
+        await run_hot_statements()  # planned now, on 30 rows
+        await conn.execute(FILL, 20_000, 0, 30_000)  # no ANALYZE
+        async with conn.transaction():  # pg_stat_xact_* counts this transaction's scans
+            await run_hot_statements()
+            scans = await conn.fetchval(
+                "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'docko_jobs'"
+            )
+        assert scans == 0
+    finally:
+        await conn.close()
