@@ -251,7 +251,8 @@ class JobStore:
         return await self._ids(SQL.cancel_running_jobs, ids, attempts, errors)
 
     async def release_jobs(self, ids: Sequence[UUID], attempts: Sequence[int]) -> set[UUID]:
-        return await self._ids(SQL.release_jobs, ids, attempts)
+        """Hand jobs back (at shutdown), announced to the other daemons."""
+        return await self._ids(SQL.release_jobs, ids, attempts, NOTIFY_CHANNEL)
 
     async def extend_leases(
         self, ids: Sequence[UUID], attempts: Sequence[int], worker_id: str, lease_seconds: float

@@ -310,9 +310,25 @@ FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS outcome(job_id, attempt, e
 WHERE jobs.id = outcome.job_id AND jobs.attempt = outcome.attempt AND {{still_running}}
 RETURNING jobs.id
 
+-- fragment: announce_available
+-- The jobs of `changed` that a statement made available again, announced on channel $3 as an
+-- enqueue announces new ones (one NOTIFY per queue; see wake_payload): idle daemons claim them at
+-- once instead of at their next poll, and a daemon whose lane cursor is past them (they keep
+-- their due time) reads that lane from its start.
+notified AS (
+    SELECT count(pg_notify($3, {{wake_payload}})) AS notifications
+    FROM (SELECT changed.queue_name, min(changed.run_at) AS due,
+                 array_agg(DISTINCT changed.job_type) AS job_types,
+                 min(changed.priority) AS best_priority
+          FROM changed WHERE changed.state = 'available'
+          GROUP BY changed.queue_name) AS queues
+)
+
 -- name: release_jobs
--- Hands jobs back at shutdown without spending the attempt they were claimed with. A job asked
--- to stop meanwhile ends cancelled instead, its attempt spent.
+-- Hands jobs back at shutdown without spending the attempt they were claimed with, announced on
+-- channel $3 (announce_available). A job asked to stop meanwhile ends cancelled instead, its
+-- attempt spent.
+WITH changed AS (
 UPDATE docko_jobs AS jobs
 SET state = (CASE WHEN jobs.cancel_requested_at IS NULL THEN 'available' ELSE 'cancelled' END)::docko_job_state,
     attempt = CASE WHEN jobs.cancel_requested_at IS NULL THEN jobs.attempt - 1 ELSE jobs.attempt END,
@@ -322,7 +338,9 @@ SET state = (CASE WHEN jobs.cancel_requested_at IS NULL THEN 'available' ELSE 'c
     lease_expires_at = NULL, updated_at = now()
 FROM unnest($1::uuid[], $2::integer[]) AS released(job_id, attempt)
 WHERE jobs.id = released.job_id AND jobs.attempt = released.attempt AND {{still_running}}
-RETURNING jobs.id
+RETURNING jobs.id, jobs.queue_name, jobs.job_type, jobs.run_at, jobs.priority, jobs.state
+), {{announce_available}}
+SELECT changed.id FROM changed, notified
 
 -- name: extend_leases
 -- The heartbeat: pushes the lease of jobs this worker still holds; returns the ids it held, each

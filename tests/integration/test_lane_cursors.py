@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -97,3 +98,37 @@ async def test_every_job_runs_once_while_a_snapshot_is_held(
     finally:
         await holder.close()
     assert len(ran) == len({job.id for job in ran}) == 500
+
+
+async def test_a_job_handed_back_by_a_stopping_daemon_is_claimed_at_once_by_another(
+    make_config: Callable[..., Config],
+) -> None:
+    """Handed back, a job keeps its due time, behind the cursor of a daemon that has claimed
+    later jobs since; the hand-back is announced like an enqueue, so an idle daemon polling
+    rarely claims it at once."""
+    started = asyncio.Event()
+
+    async def stuck(job: Job) -> None:
+        started.set()
+        await asyncio.Event().wait()  # until the shutdown cancels it
+
+    async def noop(job: Job) -> None:
+        return None
+
+    stopping = make_config(worker_count=1, shutdown_timeout=0.2, poll_interval=0.05)
+    busy_context: Any = running_queue(stopping, {"ocr": stuck})
+    busy = await busy_context.__aenter__()
+    try:
+        job = await busy.enqueue("default", "ocr", {})
+        await asyncio.wait_for(started.wait(), 10)
+        idle_config = make_config(poll_interval=SLOW_POLL, listen=True)
+        async with running_queue(idle_config, {"ocr": noop}) as idle:
+            await _listening(idle)
+            # Due after it: the idle daemon's cursor moves past it (the busy one has no free slot).
+            await _run_some(idle, 5)
+            stopped, busy_context = busy_context, None
+            await stopped.__aexit__(None, None, None)  # hands the job back
+            await wait_for_state(idle, job.id, JobState.COMPLETED, timeout=PROMPTLY)
+    finally:
+        if busy_context is not None:
+            await busy_context.__aexit__(None, None, None)

@@ -195,7 +195,7 @@ OUTCOME_STATEMENTS: dict[str, tuple[Any, ...]] = {
     "retry_jobs": ([], [], [], []),
     "fail_jobs": ([], [], []),
     "cancel_running_jobs": ([], [], []),
-    "release_jobs": ([], []),
+    "release_jobs": ([], [], "docko_jobs"),
     "extend_leases": ([], [], "worker-1", 300.0),
     # The operator's writes by id, planned the same way.
     "cancel_jobs": ([], None, "docko_control"),
