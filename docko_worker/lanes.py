@@ -14,15 +14,16 @@ another claim has locked. What can appear behind a cursor, and what brings the l
 start:
 
 - an enqueue of a job due earlier, or of a better priority (a transaction that enqueued long
-  before it committed, an explicit past ``run_at``), and jobs another daemon hands back as it
-  stops (they keep their due time): the notification names the earliest due time and the best
-  priority, and a cursor past them is dropped;
+  before it committed, an explicit past ``run_at``), jobs another daemon hands back as it stops
+  (they keep their due time), jobs rescued from a dead daemon (they may be of a better
+  priority): the notification names the earliest due time and the best priority, and a cursor
+  past them is dropped;
 - a notification that names no due time (an operator's retry, a periodic slot): the queue's
   lanes start again;
 - a delayed job or retry whose due time came: the alarm's claim reads every lane from its start;
-- anything no notification announces (a claim that failed after locking, a retry or a rescue
-  of a better priority by another daemon): every ``FULL_CLAIM_INTERVAL`` seconds, and on every
-  poll, a claim reads every lane from its start.
+- anything no notification announces (a claim that failed after locking, a retry of a better
+  priority by another daemon): every ``FULL_CLAIM_INTERVAL`` seconds, and on every poll, a claim
+  reads every lane from its start.
 
 Without LISTEN (``DOCKO_LISTEN=false``) there are no notifications to rely on, and every claim
 reads every lane from its start.

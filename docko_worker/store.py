@@ -264,7 +264,7 @@ class JobStore:
         return {row[0]: row[1] for row in rows}
 
     async def rescue_expired_jobs(self, limit: int) -> list[dict[str, Any]]:
-        rows = await self._db.fetch(SQL.rescue_expired_jobs, limit)
+        rows = await self._db.fetch(SQL.rescue_expired_jobs, limit, NOTIFY_CHANNEL)
         return [dict(row) for row in rows]
 
     async def prune_finished_jobs(self, state: str, older_than: float, limit: int) -> int:

@@ -311,12 +311,14 @@ WHERE jobs.id = outcome.job_id AND jobs.attempt = outcome.attempt AND {{still_ru
 RETURNING jobs.id
 
 -- fragment: announce_available
--- The jobs of `changed` that a statement made available again, announced on channel $3 as an
--- enqueue announces new ones (one NOTIFY per queue; see wake_payload): idle daemons claim them at
--- once instead of at their next poll, and a daemon whose lane cursor is past them (they keep
--- their due time) reads that lane from its start.
+-- The jobs of `changed` that a statement made available again, announced on the channel of
+-- `announce_to` as an enqueue announces new ones (one NOTIFY per queue; see wake_payload): idle
+-- daemons claim them at once instead of at their next poll, and a daemon whose lane cursor is
+-- past them (jobs handed back keep their due time; rescued ones may be of a better priority)
+-- reads that lane from its start.
 notified AS (
-    SELECT count(pg_notify($3, {{wake_payload}})) AS notifications
+    SELECT count(pg_notify((SELECT announce_to.channel FROM announce_to), {{wake_payload}}))
+           AS notifications
     FROM (SELECT changed.queue_name, min(changed.run_at) AS due,
                  array_agg(DISTINCT changed.job_type) AS job_types,
                  min(changed.priority) AS best_priority
@@ -328,7 +330,7 @@ notified AS (
 -- Hands jobs back at shutdown without spending the attempt they were claimed with, announced on
 -- channel $3 (announce_available). A job asked to stop meanwhile ends cancelled instead, its
 -- attempt spent.
-WITH changed AS (
+WITH announce_to AS (SELECT $3::text AS channel), changed AS (
 UPDATE docko_jobs AS jobs
 SET state = (CASE WHEN jobs.cancel_requested_at IS NULL THEN 'available' ELSE 'cancelled' END)::docko_job_state,
     attempt = CASE WHEN jobs.cancel_requested_at IS NULL THEN jobs.attempt - 1 ELSE jobs.attempt END,
@@ -355,14 +357,15 @@ RETURNING jobs.id, jobs.cancel_requested_at IS NOT NULL AS cancel_requested
 -- name: rescue_expired_jobs
 -- Running jobs whose lease expired (their worker died): claimable again, or failed when that was
 -- their last attempt, or cancelled when asked to stop; the expiry joins each one's errors history.
--- Found again by ctid, as in claim_jobs.
-WITH expired AS MATERIALIZED (
+-- Those claimable again are announced on channel $2 (announce_available). Found again by ctid,
+-- as in claim_jobs.
+WITH announce_to AS (SELECT $2::text AS channel), expired AS MATERIALIZED (
     SELECT ctid AS expired_ctid FROM docko_jobs
     WHERE state = 'running' AND lease_expires_at < now()
     ORDER BY lease_expires_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
-)
+), changed AS (
 UPDATE docko_jobs AS jobs
 SET state = CASE WHEN jobs.cancel_requested_at IS NOT NULL THEN 'cancelled'::docko_job_state
                  WHEN jobs.attempt >= jobs.max_attempts THEN 'failed'::docko_job_state
@@ -377,7 +380,12 @@ SET state = CASE WHEN jobs.cancel_requested_at IS NOT NULL THEN 'cancelled'::doc
         {{kept_errors}}),
     run_at = now(), lease_expires_at = NULL, worker_id = NULL, updated_at = now()
 WHERE jobs.ctid = ANY(ARRAY(SELECT expired_ctid FROM expired))
-RETURNING jobs.id, jobs.queue_name, jobs.job_type, jobs.attempt, jobs.state::text AS state
+RETURNING jobs.id, jobs.queue_name, jobs.job_type, jobs.attempt, jobs.state, jobs.run_at,
+          jobs.priority
+), {{announce_available}}
+SELECT changed.id, changed.queue_name, changed.job_type, changed.attempt,
+       changed.state::text AS state
+FROM changed, notified
 
 -- name: prune_finished_jobs
 -- Deletes up to $3 jobs in state $1 finished more than $2 seconds ago; found again by ctid, as in

@@ -66,7 +66,7 @@ HOT_STATEMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
         claim_args(["default", "other"], ["ocr", "pdf", "thumbnail"], 500),
         "docko_jobs_lane_idx",
     ),
-    "rescue_expired_jobs": ((1000,), "docko_jobs_lease_idx"),
+    "rescue_expired_jobs": ((1000, "docko_jobs"), "docko_jobs_lease_idx"),
     "prune_finished_jobs": (("completed", 3600.0, 1000), "docko_jobs_finished_idx"),
 }
 # Statements that read without locking: checked on a million rows only.
@@ -494,7 +494,7 @@ async def test_plans_made_on_a_nearly_empty_table_still_use_indexes_once_it_grew
             await conn.fetch(statements["extend_leases"], ids[:3], attempts[:3], "worker-1", 60.0)
             await conn.fetch(statements["complete_jobs"], ids[3:6], attempts[3:6])
             await conn.fetch(statements["delete_completed_jobs"], ids[6:], attempts[6:])
-            await conn.fetch(statements["rescue_expired_jobs"], 100)
+            await conn.fetch(statements["rescue_expired_jobs"], 100, "docko_jobs")
 
         await run_hot_statements()  # planned now, on 30 rows
         await conn.execute(FILL, 20_000, 0, 30_000)  # no ANALYZE

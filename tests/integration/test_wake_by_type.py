@@ -15,7 +15,13 @@ from docko_worker import Config, Job, JobState, Queue
 from docko_worker.statements import SQL
 from docko_worker.store import NOTIFY_CHANNEL
 from docko_worker.supervisor import parse_wake_payload
-from tests.integration.support import running_queue, supervisor_of, wait_for_state, wait_until
+from tests.integration.support import (
+    running_queue,
+    store_of,
+    supervisor_of,
+    wait_for_state,
+    wait_until,
+)
 
 # Far longer than the tests wait: a job that runs was woken for, not polled for.
 SLOW_POLL = 600.0
@@ -95,3 +101,32 @@ async def test_a_notification_naming_too_many_types_names_none(db: asyncpg.Conne
     await wait_until(lambda: len(payloads) == 1, message="one notification")
     notice = parse_wake_payload(payloads[0])
     assert (notice.queue, notice.due, notice.job_types, notice.priority) == ("mail", None, None, 0)
+
+
+async def test_jobs_handed_back_or_rescued_are_announced(
+    queue: Queue, db: asyncpg.Connection
+) -> None:
+    """Available again, they wake idle daemons as an enqueue would, naming their type, the best
+    priority and their due time (which a hand-back keeps)."""
+    payloads: list[str] = []
+    handed_back = await queue.enqueue("mail", "ocr", {}, priority=3)
+    rescued = await queue.enqueue("mail", "pdf", {}, priority=-2)
+    store = store_of(queue)
+    [claimed_back] = await store.claim_jobs(
+        queues=["mail"], job_types=["ocr"], limit=1, worker_id="w", lease_seconds=60
+    )
+    [claimed_lost] = await store.claim_jobs(
+        queues=["mail"], job_types=["pdf"], limit=1, worker_id="w", lease_seconds=0.01
+    )
+    await db.add_listener(NOTIFY_CHANNEL, lambda *args: payloads.append(args[3]))
+    assert await store.release_jobs([claimed_back.id], [claimed_back.attempt]) == {handed_back.id}
+    await asyncio.sleep(0.05)
+    assert [row["id"] for row in await store.rescue_expired_jobs(10)] == [rescued.id]
+    await wait_until(lambda: len(payloads) == 2, message="two notifications")
+    notices = [parse_wake_payload(payload) for payload in payloads]
+    assert [(n.queue, n.job_types, n.priority, n.due is None) for n in notices] == [
+        ("mail", frozenset({"ocr"}), 3, True),
+        ("mail", frozenset({"pdf"}), -2, True),
+    ]
+    assert notices[0].run_at == handed_back.run_at.timestamp()
+    assert claimed_lost.id == rescued.id
