@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
 
 import asyncpg
 
@@ -92,6 +93,28 @@ def spawn(
     return process, spawned_at
 
 
+async def run_until_completed(
+    process: subprocess.Popen[bytes], queue: Queue, job_id: UUID, log_file: Path, interval: float
+) -> None:
+    """Wait for ``job_id`` to complete (the worker must not exit before), then SIGTERM the worker
+    and wait for it to exit; killed if anything fails on the way."""
+    try:
+        while True:
+            if process.poll() is not None:
+                output = await asyncio.to_thread(log_file.read_text)
+                raise RuntimeError(f"the worker exited early:\n{output}")
+            done = await queue.get_job(job_id)
+            if done is None or done.state.value == "completed":
+                break
+            await asyncio.sleep(interval)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 async def one_run(worker: list[str], env: dict[str, str], queue: Queue, seq: int) -> Run:
     with tempfile.TemporaryDirectory(prefix="docko-startup-") as tmp:
         record_file = Path(tmp) / "records"
@@ -99,21 +122,8 @@ async def one_run(worker: list[str], env: dict[str, str], queue: Queue, seq: int
         job = await queue.enqueue(QUEUE, JOB_TYPE, {"seq": seq, "t": time.time()})
         run_env = {**env, RECORD_FILE_ENV: str(record_file)}
         process, spawned_at = spawn(worker, run_env, log_file)
-        try:
-            await asyncio.sleep(0.1)
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the worker exited early:\n{log_file.read_text()}")
-                done = await queue.get_job(job.id)
-                if done is None or done.state.value == "completed":
-                    break
-                await asyncio.sleep(0.02)
-            process.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(process.wait, 60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        await asyncio.sleep(0.1)
+        await run_until_completed(process, queue, job.id, log_file, 0.02)
         # The handler package writes its records when the worker exits.
         seq_text, _, started = record_file.read_text().split()
         assert int(seq_text) == seq
@@ -156,19 +166,7 @@ async def importtime_of_run(python: str, env: dict[str, str], queue: Queue) -> s
         run_env = {**env, RECORD_FILE_ENV: str(Path(tmp) / "records")}
         command = [python, "-X", "importtime", "-m", "docko_worker", "run"]
         process, _ = spawn(command, run_env, log_file)
-        try:
-            while (done := await queue.get_job(job.id)) is not None and (
-                done.state.value != "completed"
-            ):
-                if process.poll() is not None:
-                    raise RuntimeError(f"the worker exited early:\n{log_file.read_text()}")
-                await asyncio.sleep(0.05)
-            process.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(process.wait, 60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        await run_until_completed(process, queue, job.id, log_file, 0.05)
         return log_file.read_text(errors="replace")
 
 

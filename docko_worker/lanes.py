@@ -103,18 +103,11 @@ class Lanes:
     def notice(self, queue: str, *, priority: int | None, due: float | None) -> None:
         """New jobs in ``queue``, the best of ``priority`` (None: not said) due from ``due``
         (epoch seconds; None: not said): lanes whose cursor is past them start again."""
-        if priority is None or due is None:
-            self.restart(queue)
-            return
-        arrived = (priority, due)
-        for key in [key for key, after in self._after.items() if key[0] == queue]:
-            if arrived <= self._after[key]:
+        arrived = None if priority is None or due is None else (priority, due)
+        for key, after in list(self._after.items()):
+            if key[0] == queue and (arrived is None or arrived <= after):
                 del self._after[key]
 
-    def restart(self, queue: str | None = None) -> None:
-        """Lanes of ``queue`` (None: every lane) start from their start again."""
-        if queue is None:
-            self._after.clear()
-            return
-        for key in [key for key in self._after if key[0] == queue]:
-            del self._after[key]
+    def restart(self) -> None:
+        """Every lane starts from its start again."""
+        self._after.clear()

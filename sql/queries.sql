@@ -586,10 +586,14 @@ DROP DATABASE IF EXISTS docko_demo
 -- name: create_demo_database
 CREATE DATABASE docko_demo
 
--- fragment: queued_types
--- Recursive: the job types with available jobs in each served queue $1, found by a loose scan of
--- docko_jobs_lane_idx (one probe per type, however many jobs each has).
-queued_types AS (
+-- name: waiting_unknown_types
+-- Due jobs of the served queues $1 whose type is none of $2 and which have waited at least $3
+-- seconds, counted by queue and type among the first $4 due jobs of each such lane in claim
+-- order, with the oldest wait among those: a loose scan for the queued types, then a bounded walk
+-- of each unknown type's lane, however long the backlog of any type.
+-- queued_types: the job types with available jobs in each served queue $1, found by a loose
+-- scan of docko_jobs_lane_idx (one probe per type, however many jobs each has).
+WITH RECURSIVE queued_types AS (
     SELECT served.queue_name, first.job_type
     FROM unnest($1::text[]) AS served(queue_name)
     CROSS JOIN LATERAL (
@@ -609,13 +613,6 @@ queued_types AS (
         LIMIT 1
     ) AS next
 )
-
--- name: waiting_unknown_types
--- Due jobs of the served queues $1 whose type is none of $2 and which have waited at least $3
--- seconds, counted by queue and type among the first $4 due jobs of each such lane in claim
--- order, with the oldest wait among those: a loose scan for the queued types, then a bounded walk
--- of each unknown type's lane, however long the backlog of any type.
-WITH RECURSIVE {{queued_types}}
 SELECT queued_types.queue_name, queued_types.job_type, head.waiting,
        date_part('epoch', now() - head.oldest) AS oldest_wait
 FROM queued_types

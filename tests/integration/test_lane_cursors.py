@@ -6,13 +6,15 @@ at the next claim that reads every lane from its start."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
 from docko_worker import Config, Job, JobState, Queue
 from docko_worker.lanes import FULL_CLAIM_INTERVAL
+from docko_worker.registry import Handler
 from tests.integration.support import count_jobs, running_queue, supervisor_of, wait_for_state
 from tests.waiting import wait_until
 
@@ -22,10 +24,21 @@ SLOW_POLL = 600.0
 PROMPTLY = FULL_CLAIM_INTERVAL / 2
 
 
-async def _listening(queue: Queue) -> None:
-    waker = supervisor_of(queue).waker
-    assert waker is not None
-    await asyncio.wait_for(waker.connected.wait(), 10)
+async def _noop(job: Job) -> None:
+    return None
+
+
+@asynccontextmanager
+async def _listening_daemon(
+    make_config: Callable[..., Config], handlers: Mapping[str, Handler] | None = None
+) -> AsyncIterator[Queue]:
+    """A daemon (no-op ``ocr`` handler by default) that polls rarely, once it listens."""
+    config = make_config(poll_interval=SLOW_POLL, listen=True)
+    async with running_queue(config, dict(handlers or {"ocr": _noop})) as queue:
+        waker = supervisor_of(queue).waker
+        assert waker is not None
+        await asyncio.wait_for(waker.connected.wait(), 10)
+        yield queue
 
 
 async def _run_some(queue: Queue, count: int, priority: int = 0) -> None:
@@ -37,12 +50,7 @@ async def _run_some(queue: Queue, count: int, priority: int = 0) -> None:
 async def test_a_job_enqueued_in_a_transaction_that_committed_late_runs_at_once(
     make_config: Callable[..., Config], database_url: str
 ) -> None:
-    async def noop(job: Job) -> None:
-        return None
-
-    config = make_config(poll_interval=SLOW_POLL, listen=True)
-    async with running_queue(config, {"ocr": noop}) as queue:
-        await _listening(queue)
+    async with _listening_daemon(make_config) as queue:
         producer = await asyncpg.connect(database_url)
         try:
             transaction = producer.transaction()
@@ -59,12 +67,7 @@ async def test_a_job_enqueued_in_a_transaction_that_committed_late_runs_at_once(
 async def test_a_job_of_a_better_priority_than_those_claimed_runs_at_once(
     make_config: Callable[..., Config],
 ) -> None:
-    async def noop(job: Job) -> None:
-        return None
-
-    config = make_config(poll_interval=SLOW_POLL, listen=True)
-    async with running_queue(config, {"ocr": noop}) as queue:
-        await _listening(queue)
+    async with _listening_daemon(make_config) as queue:
         await _run_some(queue, 5, priority=5)
         urgent = await queue.enqueue("default", "ocr", {}, priority=0)
         await wait_for_state(queue, urgent.id, JobState.COMPLETED, timeout=PROMPTLY)
@@ -84,9 +87,7 @@ async def test_every_job_runs_once_while_a_snapshot_is_held(
     try:
         await holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         await holder.fetchval("SELECT count(*) FROM docko_jobs")
-        config = make_config(poll_interval=SLOW_POLL, listen=True)
-        async with running_queue(config, {"ocr": record}) as queue:
-            await _listening(queue)
+        async with _listening_daemon(make_config, {"ocr": record}) as queue:
             for _ in range(20):
                 await queue.enqueue_many("default", "ocr", [{}] * 25)
                 await asyncio.sleep(0.01)
@@ -112,18 +113,13 @@ async def test_a_job_handed_back_by_a_stopping_daemon_is_claimed_at_once_by_anot
         started.set()
         await asyncio.Event().wait()  # until the shutdown cancels it
 
-    async def noop(job: Job) -> None:
-        return None
-
     stopping = make_config(worker_count=1, shutdown_timeout=0.2, poll_interval=0.05)
     busy_context: Any = running_queue(stopping, {"ocr": stuck})
     busy = await busy_context.__aenter__()
     try:
         job = await busy.enqueue("default", "ocr", {})
         await asyncio.wait_for(started.wait(), 10)
-        idle_config = make_config(poll_interval=SLOW_POLL, listen=True)
-        async with running_queue(idle_config, {"ocr": noop}) as idle:
-            await _listening(idle)
+        async with _listening_daemon(make_config) as idle:
             # Due after it: the idle daemon's cursor moves past it (the busy one has no free slot).
             await _run_some(idle, 5)
             stopped, busy_context = busy_context, None
